@@ -1,0 +1,658 @@
+//! Cancel scopes, delivery and checkpoints — the rules of DESIGN.md §3.
+//!
+//! # The model
+//!
+//! A task runs one future, but that future may poll several branches
+//! (`join!`, `select!`, `FuturesUnordered`), so a cancellation is aimed at a
+//! *scope*: the task itself is the root scope, and every `timeout` /
+//! `wait_for` opens an inner [`ScopeNode`] while it polls its future. The
+//! innermost scope being polled is kept in [`CancelState::scope`]; a scope's
+//! parent is whatever was innermost when it was last polled.
+//!
+//! Every await point of the crate is a *checkpoint* ([`Checkpoint`]). When it
+//! suspends it registers an [`Inflight`] entry in its task: the scope it
+//! suspended in, its latest waker, and — once a cancellation reaches it — a
+//! [`Delivery`].
+//!
+//! A cancel request on scope `S` ([`deliver`]):
+//! - goes to every in-flight checkpoint inside `S` (all of them share one new
+//!   token; a checkpoint that already holds an unreturned token adds the
+//!   request to that token instead), and wakes each through its own waker —
+//!   or, for an await of another task, forwards the cancel to that task;
+//! - if no checkpoint inside `S` is in flight, stays *pending* on `S` and is
+//!   taken by the next checkpoint that suspends inside `S`, which yields once
+//!   and raises on the next turn.
+//!
+//! A checkpoint dropped before returning its token (the losing branch of a
+//! `select!`) re-arms each of its requests that no other checkpoint returned.
+//!
+//! # Books kept for the liveness rules
+//!
+//! Each scope keeps the tokens that carry one of its requests (`tokens`); the
+//! task keeps every token delivered or raised in it (`all_tokens`). A task
+//! ends cancelled if one of those is still live when its future completes; a
+//! timeout converts to `TimeoutError` if a token carrying its own request is
+//! live and carries no request of an enclosing scope. Books are pruned of
+//! tokens nobody else references.
+//!
+//! All of this state is touched only on the loop's thread.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
+
+use super::error::{CancelledError, Token, TokenInner};
+use crate::task::{current_task_obj, TaskRef};
+use crate::util::slab::Slab;
+
+/// An inner cancel scope (a timeout or `wait_for` while it runs).
+pub(crate) struct ScopeNode {
+    parent: RefCell<Option<Rc<ScopeNode>>>,
+    pending: Cell<bool>,
+    tokens: Book,
+    /// `wait_for` with a zero timeout: its request is forwarded to an
+    /// awaited task once; later requests are not (asyncio waits on a
+    /// private future there).
+    zero: Cell<bool>,
+}
+
+impl ScopeNode {
+    pub(crate) fn new() -> Rc<ScopeNode> {
+        Rc::new(ScopeNode {
+            parent: RefCell::new(None),
+            pending: Cell::new(false),
+            tokens: RefCell::new(Vec::new()),
+            zero: Cell::new(false),
+        })
+    }
+
+    pub(crate) fn set_zero(&self) {
+        self.zero.set(true);
+    }
+
+    pub(crate) fn set_pending(&self, on: bool) {
+        self.pending.set(on);
+    }
+
+    fn parent(&self) -> Option<Rc<ScopeNode>> {
+        self.parent.borrow().clone()
+    }
+}
+
+/// Which scope a request is aimed at: `None` is the task (root) scope.
+type ScopeRef = Option<Rc<ScopeNode>>;
+
+fn same_scope(a: &ScopeRef, b: &ScopeRef) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
+/// Whether a checkpoint suspended in `inner` lies inside `target`.
+fn inside(inner: &ScopeRef, target: &ScopeRef) -> bool {
+    let Some(target) = target else { return true };
+    let mut cur = inner.clone();
+    while let Some(node) = cur {
+        if Rc::ptr_eq(&node, target) {
+            return true;
+        }
+        cur = node.parent();
+    }
+    false
+}
+
+/// One cancel request, shared by the checkpoints it was delivered to.
+struct Request {
+    scope: ScopeRef,
+    msg: Option<Arc<str>>,
+    /// Some checkpoint returned a token for it.
+    returned: Cell<bool>,
+    /// Checkpoints holding it in an unreturned delivery.
+    holders: Cell<u32>,
+}
+
+struct Delivery {
+    token: Token,
+    requests: Vec<Rc<Request>>,
+    /// The cancel was forwarded to an awaited task that accepted it: the
+    /// checkpoint keeps waiting for that task instead of raising.
+    forwarded: bool,
+    /// A request came from a zero-timeout `wait_for`. asyncio waits on a
+    /// private future there: the checkpoint resumes one turn later than a
+    /// direct wake, and later requests make it raise instead of forwarding
+    /// again.
+    zero: bool,
+    /// The extra turn of `zero` has been spent.
+    relayed: bool,
+}
+
+/// A checkpoint of this task that is suspended right now.
+pub(crate) struct Inflight {
+    scope: ScopeRef,
+    waker: Waker,
+    forward: Option<TaskRef>,
+    delivery: Option<Delivery>,
+}
+
+/// The cancellation half of a task header.
+pub(crate) struct CancelState {
+    /// `cancelling()`: requests made and not taken back.
+    count: Cell<u32>,
+    /// A request on the root scope that no checkpoint has taken yet
+    /// (asyncio's `_must_cancel`), with its message.
+    pending: RefCell<Option<Option<Arc<str>>>>,
+    inflight: RefCell<Slab<Inflight>>,
+    root_tokens: Book,
+    all_tokens: Book,
+    /// The innermost scope being polled right now.
+    pub(crate) scope: RefCell<ScopeRef>,
+    /// Re-entrancy guard for forwarding cycles (a awaits b awaits a).
+    delivering: Cell<bool>,
+}
+
+/// A list of tokens kept for the liveness rules. It holds them weakly: a
+/// token nobody holds any more (no `CancelledError`, no in-flight delivery)
+/// can never be live again and is pruned.
+type Book = RefCell<Vec<Weak<TokenInner>>>;
+
+fn book_push(book: &Book, token: &Token) {
+    let mut list = book.borrow_mut();
+    if list
+        .last()
+        .is_some_and(|t| std::ptr::eq(t.as_ptr(), Arc::as_ptr(token)))
+    {
+        return;
+    }
+    // Prune at powers of two: amortised O(1) per push.
+    let n = list.len();
+    if n >= 8 && n.is_power_of_two() {
+        list.retain(|t| t.strong_count() > 0);
+    }
+    list.push(Arc::downgrade(token));
+}
+
+fn book_has(book: &Book, token: &Token) -> bool {
+    book.borrow()
+        .iter()
+        .any(|t| std::ptr::eq(t.as_ptr(), Arc::as_ptr(token)))
+}
+
+fn book_live(book: &Book) -> Vec<Token> {
+    book.borrow()
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter(|t| t.is_live())
+        .collect()
+}
+
+impl CancelState {
+    pub(crate) fn new() -> CancelState {
+        CancelState {
+            count: Cell::new(0),
+            pending: RefCell::new(None),
+            inflight: RefCell::new(Slab::new()),
+            root_tokens: RefCell::new(Vec::new()),
+            all_tokens: RefCell::new(Vec::new()),
+            scope: RefCell::new(None),
+            delivering: Cell::new(false),
+        }
+    }
+
+    pub(crate) fn cancelling(&self) -> u32 {
+        self.count.get()
+    }
+
+    pub(crate) fn add_request(&self) {
+        self.count.set(self.count.get() + 1);
+    }
+
+    /// Takes one request back; reaching zero also drops a root request that
+    /// was not delivered yet (Python 3.13).
+    pub(crate) fn uncancel(&self) -> u32 {
+        let n = self.count.get().saturating_sub(1);
+        self.count.set(n);
+        if n == 0 {
+            self.pending.borrow_mut().take();
+        }
+        n
+    }
+
+    /// Whether a root request is waiting for a checkpoint.
+    pub(crate) fn root_pending(&self) -> bool {
+        self.pending.borrow().is_some()
+    }
+
+    /// The message of the pending root request, if any.
+    pub(crate) fn pending_message(&self) -> Option<Arc<str>> {
+        self.pending.borrow().clone().flatten()
+    }
+
+    /// The message of a live token of this task, if any is live: the task's
+    /// future completed while still being cancelled.
+    pub(crate) fn live_cancellation(&self) -> Option<Option<Arc<str>>> {
+        book_live(&self.all_tokens)
+            .first()
+            .map(|t| t.message().cloned())
+    }
+
+    /// A fresh token counted against the root scope (a cancelled awaited
+    /// task, or a `CancelledError` raised by hand).
+    pub(crate) fn root_token(&self, msg: Option<Arc<str>>) -> Token {
+        let token = TokenInner::new(msg);
+        book_push(&self.root_tokens, &token);
+        book_push(&self.all_tokens, &token);
+        token
+    }
+
+    /// The book of tokens carrying requests aimed at `scope`.
+    fn book<'a>(&'a self, scope: &'a ScopeRef) -> &'a Book {
+        match scope {
+            None => &self.root_tokens,
+            Some(node) => &node.tokens,
+        }
+    }
+
+    fn set_pending(&self, scope: &ScopeRef, msg: Option<Arc<str>>) {
+        match scope {
+            None => {
+                let mut p = self.pending.borrow_mut();
+                if p.is_none() {
+                    *p = Some(msg);
+                }
+            }
+            Some(node) => node.pending.set(true),
+        }
+    }
+
+    /// Releases everything at task completion.
+    pub(crate) fn clear(&self) {
+        let entries = self.inflight.borrow_mut().drain();
+        drop(entries);
+        self.pending.borrow_mut().take();
+        self.scope.borrow_mut().take();
+    }
+}
+
+/// Delivers a cancel request aimed at `scope` of `task` (see the module doc).
+/// Does not touch the request count: callers count their own requests.
+pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option<Arc<str>>) {
+    let state = task.cancel_state();
+    let scope: ScopeRef = scope.cloned();
+    if state.delivering.get() {
+        // A forwarding cycle came back to us: the first pass already
+        // reached every checkpoint.
+        return;
+    }
+    let req = Rc::new(Request {
+        scope: scope.clone(),
+        msg: msg.clone(),
+        returned: Cell::new(false),
+        holders: Cell::new(0),
+    });
+    let mut new_token: Option<Token> = None;
+    let mut to_wake: Vec<Waker> = Vec::new();
+    let mut to_forward: Vec<(usize, TaskRef)> = Vec::new();
+    {
+        let mut inflight = state.inflight.borrow_mut();
+        for (key, entry) in inflight.iter_mut() {
+            if !inside(&entry.scope, &scope) {
+                continue;
+            }
+            req.holders.set(req.holders.get() + 1);
+            let mut forward = entry.forward.is_some();
+            match &mut entry.delivery {
+                Some(d) => {
+                    d.requests.push(req.clone());
+                    book_push(state.book(&scope), &d.token);
+                    if d.zero && d.forwarded {
+                        // asyncio's zero-timeout wait_for waits on a private
+                        // future: cancelling the caller stops the wait and
+                        // leaves the (already cancelled) task alone.
+                        d.forwarded = false;
+                        forward = false;
+                    }
+                }
+                None => {
+                    let token = new_token
+                        .get_or_insert_with(|| TokenInner::new(msg.clone()))
+                        .clone();
+                    entry.delivery = Some(Delivery {
+                        token,
+                        requests: vec![req.clone()],
+                        forwarded: false,
+                        zero: false,
+                        relayed: false,
+                    });
+                }
+            }
+            match (&entry.forward, forward) {
+                (Some(target), true) => to_forward.push((key, target.clone())),
+                _ => to_wake.push(entry.waker.clone()),
+            }
+        }
+    }
+    if let Some(token) = &new_token {
+        book_push(state.book(&scope), token);
+        book_push(&state.all_tokens, token);
+    }
+    if req.holders.get() == 0 {
+        state.set_pending(&scope, msg);
+        return;
+    }
+    state.delivering.set(true);
+    for (key, target) in to_forward {
+        let accepted = target.cancel_inner(msg.clone());
+        let mut inflight = state.inflight.borrow_mut();
+        if let Some(entry) = inflight.get_mut(key) {
+            if let Some(d) = &mut entry.delivery {
+                d.forwarded = accepted;
+            }
+            if !accepted {
+                to_wake.push(entry.waker.clone());
+            }
+        }
+    }
+    state.delivering.set(false);
+    for w in to_wake {
+        w.wake();
+    }
+}
+
+/// What a checkpoint should do after [`Checkpoint::suspend`].
+pub(crate) enum Suspended {
+    /// Registered; wait for the event (or a cancellation).
+    Waiting,
+    /// A pending request was taken: the task was rescheduled, and the next
+    /// poll returns the token. For an await that forwarded it, keep waiting.
+    TookPending,
+}
+
+/// The registration of one await point in its task's cancel books.
+///
+/// Protocol for a checkpoint's `poll`:
+/// 1. [`Checkpoint::poll_cancelled`] first: a delivered cancellation beats a
+///    ready result, as in asyncio.
+/// 2. If the awaited event is complete, [`Checkpoint::complete`] and return.
+/// 3. Otherwise [`Checkpoint::suspend`] and return `Pending`.
+///
+/// Dropping a checkpoint that holds an unreturned delivery re-arms it.
+#[derive(Default)]
+pub(crate) struct Checkpoint {
+    reg: Option<(TaskRef, usize)>,
+}
+
+impl Checkpoint {
+    pub(crate) const fn new() -> Checkpoint {
+        Checkpoint { reg: None }
+    }
+
+    /// Whether a cancellation was delivered and not returned yet.
+    pub(crate) fn is_delivered(&self) -> bool {
+        self.with_entry(|e| e.delivery.is_some()).unwrap_or(false)
+    }
+
+    /// Whether the delivery was forwarded to an awaited task that accepted it.
+    pub(crate) fn is_forwarded(&self) -> bool {
+        self.with_entry(|e| e.delivery.as_ref().is_some_and(|d| d.forwarded))
+            .unwrap_or(false)
+    }
+
+    fn with_entry<R>(&self, f: impl FnOnce(&Inflight) -> R) -> Option<R> {
+        let (task, key) = self.reg.as_ref()?;
+        let inflight = task.cancel_state().inflight.borrow();
+        inflight.get(*key).map(f)
+    }
+
+    /// Spends the extra turn a zero-timeout `wait_for` costs in asyncio, once:
+    /// `true` means "reschedule and return `Pending`".
+    pub(crate) fn relay_once(&mut self, cx: &Context<'_>) -> bool {
+        let Some((task, key)) = &self.reg else {
+            return false;
+        };
+        let mut inflight = task.cancel_state().inflight.borrow_mut();
+        let Some(Inflight {
+            delivery: Some(d), ..
+        }) = inflight.get_mut(*key)
+        else {
+            return false;
+        };
+        if d.zero && !d.relayed {
+            d.relayed = true;
+            cx.waker().wake_by_ref();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Step 1 of the protocol: `Ready(Some(err))` if a cancellation was
+    /// delivered (and not forwarded to an awaited task), `Pending` while a
+    /// zero-timeout relay turn is spent, `Ready(None)` otherwise.
+    pub(crate) fn poll_cancelled(&mut self, cx: &Context<'_>) -> Poll<Option<CancelledError>> {
+        if !self.is_delivered() || self.is_forwarded() {
+            return Poll::Ready(None);
+        }
+        if self.relay_once(cx) {
+            return Poll::Pending;
+        }
+        Poll::Ready(self.take_cancelled())
+    }
+
+    /// Returns the delivered cancellation, if any, unregistering.
+    pub(crate) fn take_cancelled(&mut self) -> Option<CancelledError> {
+        if !self.is_delivered() {
+            return None;
+        }
+        let (task, key) = self.reg.take().expect("checked above");
+        let entry = task.cancel_state().inflight.borrow_mut().remove(key)?;
+        let d = entry.delivery.expect("checked above");
+        for r in &d.requests {
+            r.returned.set(true);
+            r.holders.set(r.holders.get() - 1);
+        }
+        Some(CancelledError::from_token(d.token))
+    }
+
+    /// The awaited event completed: unregister. A delivery still held (an
+    /// awaited task swallowed the forwarded cancel and returned a value) is
+    /// handled: it is not re-armed.
+    pub(crate) fn complete(&mut self) {
+        if let Some((task, key)) = self.reg.take() {
+            let entry = task.cancel_state().inflight.borrow_mut().remove(key);
+            if let Some(Inflight {
+                delivery: Some(d), ..
+            }) = entry
+            {
+                for r in &d.requests {
+                    r.returned.set(true);
+                    r.holders.set(r.holders.get() - 1);
+                }
+            }
+        }
+    }
+
+    /// Registers (or refreshes) this checkpoint as suspended in the current
+    /// task's innermost scope, taking any request pending on that scope or
+    /// an enclosing one. `forward` is the task being awaited, if any.
+    ///
+    /// # Panics
+    /// When polled outside a task.
+    pub(crate) fn suspend(&mut self, cx: &Context<'_>, forward: Option<&TaskRef>) -> Suspended {
+        let task = current_task_obj().unwrap_or_else(|| {
+            panic!(
+                "an asyncio await point was polled outside an asyncio task; \
+                 run it inside asyncio::run() or a task made by create_task()"
+            )
+        });
+        if let Some((owner, _)) = &self.reg {
+            if !owner.ptr_eq(&task) {
+                // The future moved to another task: start afresh there.
+                self.release();
+            }
+        }
+        let state = task.cancel_state();
+        let scope = state.scope.borrow().clone();
+        let key = match &self.reg {
+            Some((_, key)) => {
+                let mut inflight = state.inflight.borrow_mut();
+                let entry = inflight.get_mut(*key).expect("registered checkpoint");
+                entry.scope = scope.clone();
+                if !entry.waker.will_wake(cx.waker()) {
+                    entry.waker = cx.waker().clone();
+                }
+                if entry.delivery.is_some() {
+                    return Suspended::Waiting;
+                }
+                *key
+            }
+            None => {
+                let key = state.inflight.borrow_mut().insert(Inflight {
+                    scope: scope.clone(),
+                    waker: cx.waker().clone(),
+                    forward: forward.cloned(),
+                    delivery: None,
+                });
+                self.reg = Some((task.clone(), key));
+                key
+            }
+        };
+        // Take what is pending on this scope and every enclosing one.
+        let mut taken: Vec<Rc<Request>> = Vec::new();
+        let mut cur = scope.clone();
+        while let Some(node) = cur {
+            if node.pending.replace(false) {
+                taken.push(Rc::new(Request {
+                    scope: Some(node.clone()),
+                    msg: None,
+                    returned: Cell::new(false),
+                    holders: Cell::new(1),
+                }));
+            }
+            cur = node.parent();
+        }
+        if let Some(msg) = state.pending.borrow_mut().take() {
+            taken.push(Rc::new(Request {
+                scope: None,
+                msg,
+                returned: Cell::new(false),
+                holders: Cell::new(1),
+            }));
+        }
+        if taken.is_empty() {
+            return Suspended::Waiting;
+        }
+        let msg = taken.iter().find_map(|r| r.msg.clone());
+        let token = TokenInner::new(msg.clone());
+        for r in &taken {
+            book_push(state.book(&r.scope), &token);
+        }
+        book_push(&state.all_tokens, &token);
+        let zero = taken
+            .iter()
+            .any(|r| r.scope.as_ref().is_some_and(|n| n.zero.get()));
+        let accepted = forward.is_some_and(|t| t.cancel_inner(msg));
+        if let Some(entry) = state.inflight.borrow_mut().get_mut(key) {
+            entry.delivery = Some(Delivery {
+                token,
+                requests: taken,
+                forwarded: accepted,
+                zero,
+                relayed: false,
+            });
+        }
+        if !accepted {
+            cx.waker().wake_by_ref();
+        }
+        Suspended::TookPending
+    }
+
+    /// Unregisters; an unreturned delivery re-arms its requests.
+    fn release(&mut self) {
+        let Some((task, key)) = self.reg.take() else {
+            return;
+        };
+        let state = task.cancel_state();
+        let entry = state.inflight.borrow_mut().remove(key);
+        if let Some(Inflight {
+            delivery: Some(d), ..
+        }) = entry
+        {
+            for r in &d.requests {
+                let left = r.holders.get() - 1;
+                r.holders.set(left);
+                if left == 0 && !r.returned.get() {
+                    state.set_pending(&r.scope, r.msg.clone());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Checkpoint {
+    fn drop(&mut self) {
+        if self.reg.is_some() && !std::thread::panicking() {
+            self.release();
+        } else if let Some((task, key)) = self.reg.take() {
+            if let Ok(mut inflight) = task.cancel_state().inflight.try_borrow_mut() {
+                inflight.remove(key);
+            }
+        }
+    }
+}
+
+/// A timeout scope's exit check: a token carrying its own request is live,
+/// and no enclosing request (outer `cancel()`, outer timeout) rides on it.
+pub(crate) fn scope_converts(task: &TaskRef, node: &Rc<ScopeNode>) -> bool {
+    let state = task.cancel_state();
+    let live = book_live(&node.tokens);
+    if live.is_empty() {
+        return false;
+    }
+    for token in &live {
+        let mut cur = node.parent();
+        loop {
+            let enclosing = match &cur {
+                Some(n) => book_has(&n.tokens, token),
+                None => book_has(&state.root_tokens, token),
+            };
+            if enclosing {
+                return false;
+            }
+            match cur {
+                Some(n) => cur = n.parent(),
+                None => break,
+            }
+        }
+    }
+    true
+}
+
+/// Enters `node` as the innermost scope of the current task for the
+/// duration of one poll; restores the previous scope on drop (panics too).
+pub(crate) struct ScopeGuard {
+    task: TaskRef,
+    prev: ScopeRef,
+}
+
+impl ScopeGuard {
+    pub(crate) fn enter(task: &TaskRef, node: &Rc<ScopeNode>) -> ScopeGuard {
+        let state = task.cancel_state();
+        let prev = state.scope.replace(Some(node.clone()));
+        if !same_scope(&prev, &Some(node.clone())) {
+            *node.parent.borrow_mut() = prev.clone();
+        }
+        ScopeGuard {
+            task: task.clone(),
+            prev,
+        }
+    }
+}
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        *self.task.cancel_state().scope.borrow_mut() = self.prev.take();
+    }
+}

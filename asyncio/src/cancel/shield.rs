@@ -1,0 +1,79 @@
+//! `shield`: await a task without passing cancellations on to it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::error::CancelledError;
+use super::scope::Checkpoint;
+use crate::task::{join::outcome_to_result, Task};
+
+/// Awaits `task` without forwarding cancellation to it (`asyncio.shield`).
+///
+/// If the awaiting code is cancelled (or its `wait_for` times out), the
+/// shield returns `Err(CancelledError)` at once and the task runs on; await
+/// the task again later to get its output. For a plain future, shield a
+/// task made from it: `shield(&mut create_task(fut))`.
+///
+/// ```
+/// use std::time::Duration;
+/// asyncio::Runner::builder().virtual_time(true).build().run(async {
+///     let mut task = asyncio::create_task(async {
+///         asyncio::sleep(Duration::from_secs(15)).await.unwrap();
+///         15
+///     });
+///     let r = asyncio::wait_for(asyncio::shield(&mut task), Duration::from_secs(5)).await;
+///     assert!(r.is_err()); // timed out; the task was not cancelled
+///     assert!(!task.cancelled());
+///     assert_eq!(task.await.unwrap(), 15);
+/// });
+/// ```
+///
+/// # Cancellation
+/// Cancelling the shield leaves the task untouched and its output in it.
+pub fn shield<T: 'static>(task: &mut Task<T>) -> Shield<'_, T> {
+    Shield {
+        task,
+        cp: Checkpoint::new(),
+        waited: false,
+        relayed: false,
+    }
+}
+
+/// The future returned by [`shield`].
+pub struct Shield<'a, T> {
+    task: &'a mut Task<T>,
+    cp: Checkpoint,
+    /// The task was not done at the first poll.
+    waited: bool,
+    /// The extra turn asyncio's outer future costs has been spent.
+    relayed: bool,
+}
+
+impl<T: 'static> Future for Shield<'_, T> {
+    type Output = Result<T, CancelledError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(err) = std::task::ready!(this.cp.poll_cancelled(cx)) {
+            return Poll::Ready(Err(err));
+        }
+        if this.task.done() {
+            if this.waited && !this.relayed {
+                // asyncio completes the shield's outer future from the
+                // task's done-callback, one turn before the awaiter runs.
+                this.relayed = true;
+                this.cp.suspend(cx, None);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            this.cp.complete();
+            let outcome = this.task.take_outcome();
+            return Poll::Ready(outcome_to_result(this.task, outcome));
+        }
+        this.waited = true;
+        this.task.add_waiter(cx.waker());
+        this.cp.suspend(cx, None);
+        Poll::Pending
+    }
+}

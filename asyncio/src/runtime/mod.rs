@@ -1,0 +1,360 @@
+//! The event loop: one ready queue, one timer queue, one thread.
+//!
+//! # One turn (asyncio's `_run_once`)
+//!
+//! 1. Wakes that arrived from other threads join the ready queue.
+//! 2. If nothing is ready, the loop waits for the earliest timer: on a real
+//!    clock it parks the thread until then (or until another thread wakes a
+//!    task); on a virtual clock it jumps straight to that deadline.
+//! 3. Every timer due now moves to the *end* of the ready queue, in
+//!    deadline order, FIFO among equal deadlines.
+//! 4. Exactly the entries present at that moment run, in order. Whatever
+//!    they schedule (a woken task, a `call_soon`) runs on the next turn.
+//!
+//! A task woken by a timer therefore runs one turn after the timer fires,
+//! as in asyncio, where the timer callback completes a future whose
+//! done-callback then steps the task.
+
+pub(crate) mod context;
+mod handle;
+mod runner;
+pub(crate) mod timers;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
+use std::time::Instant;
+
+pub use handle::{get_running_loop, EventLoop, Handle, NoRunningLoop, TimerHandle};
+pub use runner::{run, ExceptionContext, Runner, RunnerBuilder};
+
+use crate::task::{TaskObj, TaskRef};
+use crate::util::slab::Slab;
+use timers::{TimerAction, TimerKey, Timers};
+
+static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A task's place in the loop's registry: slot and generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TaskKey {
+    slot: u32,
+    gen: u32,
+}
+
+/// A callback scheduled with `call_soon`, cancellable until it runs.
+pub(crate) struct Callback {
+    pub(crate) cancelled: Cell<bool>,
+    f: RefCell<Option<Box<dyn FnOnce()>>>,
+}
+
+pub(crate) enum Ready {
+    Task(TaskKey),
+    Timer(TimerKey),
+    Callback(Rc<Callback>),
+}
+
+/// The part of a loop other threads may touch: wakes of its tasks.
+pub(crate) struct Remote {
+    loop_id: u64,
+    queue: Mutex<Vec<TaskKey>>,
+    pending: AtomicBool,
+    closed: AtomicBool,
+    thread: Mutex<Option<Thread>>,
+}
+
+impl Remote {
+    /// Schedules a task woken through its waker, from any thread.
+    pub(crate) fn schedule(&self, key: TaskKey) {
+        if context::current_loop_id() == self.loop_id {
+            context::with_loop(|lp| lp.ready.borrow_mut().push_back(Ready::Task(key)));
+            return;
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(key);
+        self.pending.store(true, Ordering::Release);
+        if let Some(t) = &*self.thread.lock().unwrap_or_else(|e| e.into_inner()) {
+            t.unpark();
+        }
+    }
+}
+
+enum Clock {
+    Real,
+    Virtual(Cell<Instant>),
+}
+
+pub(crate) type ExceptionHandler = Box<dyn Fn(&ExceptionContext)>;
+
+/// The loop's state. Lives in an `Rc`, owned by a [`Runner`].
+pub(crate) struct Loop {
+    pub(crate) id: u64,
+    ready: RefCell<VecDeque<Ready>>,
+    pub(crate) timers: RefCell<Timers>,
+    tasks: RefCell<Slab<(u32, TaskRef)>>,
+    next_gen: Cell<u32>,
+    clock: Clock,
+    pub(crate) remote: Arc<Remote>,
+    current: RefCell<Option<TaskRef>>,
+    handler: Option<ExceptionHandler>,
+}
+
+impl Loop {
+    pub(crate) fn new(virtual_time: bool, handler: Option<ExceptionHandler>) -> Rc<Loop> {
+        let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
+        Rc::new(Loop {
+            id,
+            ready: RefCell::new(VecDeque::new()),
+            timers: RefCell::new(Timers::new()),
+            tasks: RefCell::new(Slab::new()),
+            next_gen: Cell::new(0),
+            clock: if virtual_time {
+                Clock::Virtual(Cell::new(Instant::now()))
+            } else {
+                Clock::Real
+            },
+            remote: Arc::new(Remote {
+                loop_id: id,
+                queue: Mutex::new(Vec::new()),
+                pending: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                thread: Mutex::new(None),
+            }),
+            current: RefCell::new(None),
+            handler,
+        })
+    }
+
+    /// The loop's clock.
+    pub(crate) fn now(&self) -> Instant {
+        match &self.clock {
+            Clock::Real => Instant::now(),
+            Clock::Virtual(t) => t.get(),
+        }
+    }
+
+    pub(crate) fn is_virtual(&self) -> bool {
+        matches!(self.clock, Clock::Virtual(_))
+    }
+
+    // ----- tasks -----
+
+    /// Registers a new task and schedules its first step.
+    pub(crate) fn spawn<F>(self: &Rc<Self>, fut: F) -> Rc<crate::task::cell::TaskCell<F>>
+    where
+        F: Future + 'static,
+    {
+        let gen = self.next_gen.get().wrapping_add(1);
+        self.next_gen.set(gen);
+        let slot = self.tasks.borrow().peek_next();
+        let key = TaskKey {
+            slot: slot as u32,
+            gen,
+        };
+        let cell = crate::task::cell::TaskCell::new(fut, key, self);
+        let obj: Rc<dyn TaskObj> = cell.clone();
+        let got = self.tasks.borrow_mut().insert((gen, TaskRef(obj)));
+        debug_assert_eq!(got, slot);
+        self.ready.borrow_mut().push_back(Ready::Task(key));
+        cell
+    }
+
+    pub(crate) fn unregister(&self, key: TaskKey) {
+        let mut tasks = self.tasks.borrow_mut();
+        if tasks
+            .get(key.slot as usize)
+            .is_some_and(|(g, _)| *g == key.gen)
+        {
+            let removed = tasks.remove(key.slot as usize);
+            drop(tasks);
+            drop(removed);
+        }
+    }
+
+    /// Tasks not done, in creation order.
+    pub(crate) fn all_tasks(&self) -> Vec<TaskRef> {
+        let mut v: Vec<TaskRef> = self
+            .tasks
+            .borrow()
+            .iter()
+            .map(|(_, (_, t))| t.clone())
+            .collect();
+        v.sort_by_key(|t| t.id());
+        v
+    }
+
+    pub(crate) fn current_task(&self) -> Option<TaskRef> {
+        self.current.borrow().clone()
+    }
+
+    pub(crate) fn set_current(&self, task: Option<TaskRef>) -> Option<TaskRef> {
+        self.current.replace(task)
+    }
+
+    // ----- callbacks and timers -----
+
+    pub(crate) fn call_soon(&self, f: Box<dyn FnOnce()>) -> Rc<Callback> {
+        let cb = Rc::new(Callback {
+            cancelled: Cell::new(false),
+            f: RefCell::new(Some(f)),
+        });
+        self.ready
+            .borrow_mut()
+            .push_back(Ready::Callback(cb.clone()));
+        cb
+    }
+
+    pub(crate) fn arm(&self, deadline: Instant, action: TimerAction) -> TimerKey {
+        self.timers.borrow_mut().arm(deadline, action)
+    }
+
+    pub(crate) fn disarm(&self, key: TimerKey) -> bool {
+        self.timers.borrow_mut().cancel(key)
+    }
+
+    // ----- errors -----
+
+    /// Hands an error nobody retrieved to the exception handler.
+    pub(crate) fn report(&self, message: String, task: Option<&TaskRef>) {
+        let ctx = ExceptionContext {
+            message,
+            task_name: task.map(|t| t.name()),
+        };
+        match &self.handler {
+            Some(h) => h(&ctx),
+            None => eprintln!("asyncio: {ctx}"),
+        }
+    }
+
+    // ----- running -----
+
+    fn drain_remote(&self) {
+        if !self.remote.pending.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let keys =
+            std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut ready = self.ready.borrow_mut();
+        ready.extend(keys.into_iter().map(Ready::Task));
+    }
+
+    /// Runs one turn (see the module doc).
+    pub(crate) fn run_once(&self) {
+        self.drain_remote();
+        if self.ready.borrow().is_empty() {
+            let next = self.timers.borrow_mut().next_deadline();
+            match (&self.clock, next) {
+                (Clock::Virtual(t), Some(deadline)) => {
+                    if deadline > t.get() {
+                        t.set(deadline);
+                    }
+                }
+                (Clock::Real, Some(deadline)) => {
+                    let now = Instant::now();
+                    if deadline > now && !self.remote.pending.load(Ordering::Acquire) {
+                        std::thread::park_timeout(deadline - now);
+                    }
+                }
+                (_, None) => {
+                    if !self.remote.pending.load(Ordering::Acquire) {
+                        // Only another thread can wake a task now.
+                        std::thread::park();
+                    }
+                }
+            }
+            self.drain_remote();
+        }
+        let now = self.now();
+        {
+            let mut timers = self.timers.borrow_mut();
+            let mut ready = self.ready.borrow_mut();
+            timers.pop_due(now, |k| ready.push_back(Ready::Timer(k)));
+        }
+        let n = self.ready.borrow().len();
+        for _ in 0..n {
+            let Some(item) = self.ready.borrow_mut().pop_front() else {
+                break;
+            };
+            match item {
+                Ready::Task(key) => {
+                    let task = self
+                        .tasks
+                        .borrow()
+                        .get(key.slot as usize)
+                        .filter(|(g, _)| *g == key.gen)
+                        .map(|(_, t)| t.0.clone());
+                    if let Some(task) = task {
+                        task.run(self);
+                    }
+                }
+                Ready::Timer(key) => {
+                    let action = self.timers.borrow_mut().take(key);
+                    match action {
+                        Some(TimerAction::Wake(w)) => w.wake(),
+                        Some(TimerAction::Callback(f)) => f(),
+                        None => {}
+                    }
+                }
+                Ready::Callback(cb) => {
+                    if !cb.cancelled.get() {
+                        let f = cb.f.borrow_mut().take();
+                        if let Some(f) = f {
+                            f();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs turns until `done()` holds.
+    pub(crate) fn run_until(&self, done: impl Fn() -> bool) {
+        *self.remote.thread.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::thread::current());
+        while !done() {
+            self.run_once();
+        }
+    }
+
+    /// Runs turns until `done()` holds or nothing can happen any more
+    /// without another thread: nothing ready, no timer armed, no wake from
+    /// another thread waiting. Returns whether `done()` holds.
+    pub(crate) fn run_until_or_idle(&self, done: impl Fn() -> bool) -> bool {
+        *self.remote.thread.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::thread::current());
+        loop {
+            if done() {
+                return true;
+            }
+            let idle = self.ready.borrow().is_empty()
+                && self.timers.borrow_mut().next_deadline().is_none()
+                && !self.remote.pending.load(Ordering::Acquire);
+            if idle {
+                return false;
+            }
+            self.run_once();
+        }
+    }
+
+    /// Drops every task's future and every timer and callback (loop close).
+    pub(crate) fn shutdown(&self) {
+        self.remote.closed.store(true, Ordering::Release);
+        let tasks = self.tasks.borrow_mut().drain();
+        for (_, t) in &tasks {
+            t.0.drop_future(self);
+        }
+        drop(tasks);
+        let timers = self.timers.borrow_mut().clear();
+        drop(timers);
+        let ready = std::mem::take(&mut *self.ready.borrow_mut());
+        drop(ready);
+    }
+}

@@ -1,0 +1,282 @@
+//! The task cell: one allocation holding a task's header and its future,
+//! then its output.
+//!
+//! # Invariants
+//!
+//! - A cell lives in an `Rc` and is only ever touched on its loop's thread
+//!   (the `Rc` makes every handle `!Send`). Other threads hold only the
+//!   task's [`WakeHandle`](super::waker::WakeHandle), which has no pointer
+//!   to the cell.
+//! - `stage` is `Running(future)` until the future completes, panics, is
+//!   aborted, or the loop closes; the future is then dropped in place on the
+//!   loop's thread and never polled again. While `Running`, the future is
+//!   never moved: it is pinned inside the `Rc` allocation. That is the one
+//!   `unsafe` of this module.
+//! - The header's `end` moves once from `Running` to a final state; waiters
+//!   are woken and done-callbacks scheduled exactly then.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use super::waker::WakeHandle;
+use super::{Outcome, TaskObj, TaskOutput, TaskRef};
+use crate::cancel::scope::CancelState;
+use crate::runtime::{Loop, TaskKey};
+
+static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How a task ended (or that it has not).
+pub(crate) enum End {
+    Running,
+    Value,
+    Cancelled(Option<Arc<str>>),
+    Panicked(Option<Box<dyn Any + Send>>, String),
+}
+
+/// A callback registered with `add_done_callback`.
+pub(crate) type DoneCallback = Box<dyn FnOnce(&TaskRef)>;
+
+/// Everything about a task that does not depend on its future's type.
+pub(crate) struct Header {
+    pub(crate) id: u64,
+    pub(crate) name: RefCell<Option<String>>,
+    pub(crate) cancel: CancelState,
+    pub(crate) end: RefCell<End>,
+    started: Cell<bool>,
+    pub(crate) waiters: RefCell<Vec<Waker>>,
+    pub(crate) callbacks: RefCell<Vec<DoneCallback>>,
+    pub(crate) handle_alive: Cell<bool>,
+    pub(crate) retrieved: Cell<bool>,
+    pub(crate) abort_requested: Cell<bool>,
+    running: Cell<bool>,
+    key: TaskKey,
+    wake: Arc<WakeHandle>,
+    waker: Waker,
+    pub(crate) lp: Weak<Loop>,
+}
+
+impl Header {
+    pub(crate) fn is_done(&self) -> bool {
+        !matches!(*self.end.borrow(), End::Running)
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.get()
+    }
+}
+
+enum Stage<F: Future> {
+    Running(F),
+    Finished(F::Output),
+    Consumed,
+}
+
+pub(crate) struct TaskCell<F: Future> {
+    header: Header,
+    stage: RefCell<Stage<F>>,
+}
+
+/// What ended a task's last step.
+enum Ending<T> {
+    Value(T),
+    Panicked(Box<dyn Any + Send>),
+    /// Cancelled before its first step, or aborted.
+    Cancelled,
+}
+
+impl<F: Future + 'static> TaskCell<F> {
+    pub(crate) fn new(fut: F, key: TaskKey, lp: &Rc<Loop>) -> Rc<TaskCell<F>> {
+        let wake = Arc::new(WakeHandle::new_queued(key, lp.remote.clone()));
+        let waker = Waker::from(wake.clone());
+        Rc::new(TaskCell {
+            header: Header {
+                id: NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed),
+                name: RefCell::new(None),
+                cancel: CancelState::new(),
+                end: RefCell::new(End::Running),
+                started: Cell::new(false),
+                waiters: RefCell::new(Vec::new()),
+                callbacks: RefCell::new(Vec::new()),
+                handle_alive: Cell::new(true),
+                retrieved: Cell::new(false),
+                abort_requested: Cell::new(false),
+                running: Cell::new(false),
+                key,
+                wake,
+                waker,
+                lp: Rc::downgrade(lp),
+            },
+            stage: RefCell::new(Stage::Running(fut)),
+        })
+    }
+
+    fn poll_future(&self) -> Result<Poll<F::Output>, Box<dyn Any + Send>> {
+        let mut stage = self.stage.borrow_mut();
+        let Stage::Running(fut) = &mut *stage else {
+            unreachable!("a finished task was polled");
+        };
+        // SAFETY: the future lives inside this `Rc` allocation, which never
+        // moves, and it stays in `Stage::Running` until it is dropped in
+        // place (`finish` replaces the stage; nothing moves it out). So it
+        // is never moved after this first pin, as `Pin` requires.
+        let fut = unsafe { Pin::new_unchecked(fut) };
+        let mut cx = Context::from_waker(&self.header.waker);
+        panic::catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx)))
+    }
+
+    fn finish(self: &Rc<Self>, lp: &Loop, ending: Ending<F::Output>) {
+        let h = &self.header;
+        // Drop the future first, on this thread, outside the borrow.
+        let old = std::mem::replace(&mut *self.stage.borrow_mut(), Stage::Consumed);
+        drop(old);
+        let end = match ending {
+            Ending::Value(v) => {
+                let live = h.cancel.live_cancellation();
+                let pending = h.cancel.root_pending();
+                if let Some(msg) = live {
+                    drop(v);
+                    End::Cancelled(msg)
+                } else if pending {
+                    drop(v);
+                    End::Cancelled(h.cancel.pending_message())
+                } else {
+                    *self.stage.borrow_mut() = Stage::Finished(v);
+                    End::Value
+                }
+            }
+            Ending::Cancelled => End::Cancelled(h.cancel.pending_message()),
+            Ending::Panicked(p) => {
+                let msg = panic_message(&*p);
+                End::Panicked(Some(p), msg)
+            }
+        };
+        let panicked = matches!(end, End::Panicked(..));
+        *h.end.borrow_mut() = end;
+        h.cancel.clear();
+        h.wake.mark_done();
+        let me = TaskRef(self.clone());
+        lp.unregister(h.key);
+        for w in std::mem::take(&mut *h.waiters.borrow_mut()) {
+            w.wake();
+        }
+        for cb in std::mem::take(&mut *h.callbacks.borrow_mut()) {
+            let t = me.clone();
+            lp.call_soon(Box::new(move || cb(&t)));
+        }
+        if panicked && !h.handle_alive.get() {
+            h.retrieved.set(true);
+            lp.report(
+                format!(
+                    "Task exception was never retrieved: {}",
+                    me.panic_message().unwrap_or_default()
+                ),
+                Some(&me),
+            );
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+impl<F: Future + 'static> TaskObj for TaskCell<F> {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn run(self: Rc<Self>, lp: &Loop) {
+        let h = &self.header;
+        h.wake.begin_step();
+        if h.is_done() {
+            return;
+        }
+        if !h.started.get() {
+            if h.cancel.root_pending() {
+                // Cancelled before its first step: the body never runs.
+                self.finish(lp, Ending::Cancelled);
+                return;
+            }
+            h.started.set(true);
+        }
+        let prev = lp.set_current(Some(TaskRef(self.clone())));
+        h.running.set(true);
+        let res = self.poll_future();
+        h.running.set(false);
+        lp.set_current(prev);
+        match res {
+            Ok(Poll::Pending) => {
+                if h.abort_requested.get() {
+                    self.finish(lp, Ending::Cancelled);
+                }
+            }
+            Ok(Poll::Ready(v)) => self.finish(lp, Ending::Value(v)),
+            Err(p) => self.finish(lp, Ending::Panicked(p)),
+        }
+    }
+
+    fn abort(self: Rc<Self>) {
+        let h = &self.header;
+        if h.is_done() {
+            return;
+        }
+        if h.running.get() {
+            h.abort_requested.set(true);
+            return;
+        }
+        if let Some(lp) = h.lp.upgrade() {
+            self.finish(&lp, Ending::Cancelled);
+        }
+    }
+
+    fn drop_future(&self, _lp: &Loop) {
+        let old = std::mem::replace(&mut *self.stage.borrow_mut(), Stage::Consumed);
+        drop(old);
+        self.header.cancel.clear();
+        self.header.wake.mark_done();
+        self.header.waiters.borrow_mut().clear();
+        self.header.callbacks.borrow_mut().clear();
+    }
+}
+
+impl<F: Future + 'static> TaskOutput<F::Output> for TaskCell<F> {
+    fn take_outcome(&self) -> Outcome<F::Output> {
+        let h = &self.header;
+        let mut end = h.end.borrow_mut();
+        match &mut *end {
+            End::Running => Outcome::Pending,
+            End::Value => match std::mem::replace(&mut *self.stage.borrow_mut(), Stage::Consumed) {
+                Stage::Finished(v) => Outcome::Value(v),
+                _ => Outcome::Taken,
+            },
+            End::Cancelled(msg) => Outcome::Cancelled(msg.clone()),
+            End::Panicked(p, msg) => {
+                h.retrieved.set(true);
+                match p.take() {
+                    Some(p) => Outcome::Panicked(p),
+                    None => Outcome::Panicked(Box::new(format!(
+                        "task {} panicked (panic already re-raised by an earlier await): {msg}",
+                        h.name
+                            .borrow()
+                            .clone()
+                            .unwrap_or_else(|| format!("Task-{}", h.id))
+                    ))),
+                }
+            }
+        }
+    }
+}

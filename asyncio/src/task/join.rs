@@ -1,0 +1,168 @@
+//! Awaiting a task: a checkpoint that forwards cancellation.
+
+use std::future::Future;
+use std::panic;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::{current_task_obj, Outcome, Task, TaskRef};
+use crate::cancel::error::CancelledError;
+use crate::cancel::scope::Checkpoint;
+
+enum Handle<'a, T> {
+    Owned(Task<T>),
+    Borrowed(&'a mut Task<T>),
+}
+
+/// The future of `task.await` / `(&mut task).await`.
+///
+/// # Cancellation
+/// A cancellation of the awaiting code is forwarded to the awaited task
+/// (`Task::cancel`), and the await goes on until that task finishes: if it
+/// ends cancelled, the await returns `Err(CancelledError)`; if it swallowed
+/// the cancellation and returned a value, the await returns `Ok(value)` and
+/// the awaiter is not cancelled (asyncio's delegation). If the awaited task
+/// is already done when the cancellation arrives, the await returns
+/// `Err(CancelledError)` and the output stays in the task.
+pub struct Join<'a, T> {
+    task: Handle<'a, T>,
+    cp: Checkpoint,
+}
+
+impl<T: 'static> Join<'static, T> {
+    pub(crate) fn owned(task: Task<T>) -> Self {
+        Join {
+            task: Handle::Owned(task),
+            cp: Checkpoint::new(),
+        }
+    }
+}
+
+impl<'a, T: 'static> Join<'a, T> {
+    pub(crate) fn borrowed(task: &'a mut Task<T>) -> Self {
+        Join {
+            task: Handle::Borrowed(task),
+            cp: Checkpoint::new(),
+        }
+    }
+
+    fn task(&self) -> &Task<T> {
+        match &self.task {
+            Handle::Owned(t) => t,
+            Handle::Borrowed(t) => t,
+        }
+    }
+}
+
+/// Turns a finished task's outcome into the awaiter's result.
+pub(crate) fn outcome_to_result<T>(
+    task: &Task<T>,
+    outcome: Outcome<T>,
+) -> Result<T, CancelledError> {
+    match outcome {
+        Outcome::Value(v) => Ok(v),
+        // A cancellation coming out of an awaited task counts against the
+        // awaiter's own (root) scope.
+        Outcome::Cancelled(msg) => Err(cancelled_here(msg)),
+        Outcome::Panicked(p) => panic::resume_unwind(p),
+        Outcome::Taken => panic!(
+            "the output of {} was already taken by an earlier await",
+            task.name()
+        ),
+        Outcome::Pending => unreachable!("outcome of an unfinished task"),
+    }
+}
+
+/// The await-a-task protocol shared by [`Join`] and [`Wait`]: a checkpoint
+/// that forwards cancellation to `task` and waits for it to finish.
+fn poll_task<T>(
+    cp: &mut Checkpoint,
+    task: &TaskRef,
+    cx: &mut Context<'_>,
+    take: impl FnOnce() -> Result<T, CancelledError>,
+) -> Poll<Result<T, CancelledError>> {
+    if let Some(err) = std::task::ready!(cp.poll_cancelled(cx)) {
+        return Poll::Ready(Err(err));
+    }
+    if task.done() {
+        if cp.is_forwarded() && cp.relay_once(cx) {
+            return Poll::Pending;
+        }
+        if cp.is_forwarded() && task.cancelled() {
+            return Poll::Ready(Err(cp.take_cancelled().expect("delivered")));
+        }
+        cp.complete();
+        return Poll::Ready(take());
+    }
+    if current_task_obj().is_some_and(|me| me.ptr_eq(task)) {
+        panic!(
+            "{} awaits itself: a task cannot await its own handle (it would wait forever)",
+            task.name()
+        );
+    }
+    task.add_waiter(cx.waker());
+    cp.suspend(cx, Some(task));
+    Poll::Pending
+}
+
+impl<T: 'static> Future for Join<'_, T> {
+    type Output = Result<T, CancelledError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let task = this.task().task_ref();
+        let handle = match &this.task {
+            Handle::Owned(t) => t,
+            Handle::Borrowed(t) => &**t,
+        };
+        poll_task(&mut this.cp, &task, cx, || {
+            outcome_to_result(handle, handle.take_outcome())
+        })
+    }
+}
+
+/// The future of [`TaskRef::wait`]: waits for a task through a shared,
+/// type-erased handle, so any number of awaiters can wait for one task.
+///
+/// # Cancellation
+/// As [`Join`]: a cancellation of the waiter is forwarded to the task.
+pub struct Wait {
+    task: TaskRef,
+    cp: Checkpoint,
+}
+
+impl Wait {
+    pub(crate) fn new(task: TaskRef) -> Wait {
+        Wait {
+            task,
+            cp: Checkpoint::new(),
+        }
+    }
+}
+
+impl Future for Wait {
+    type Output = Result<(), CancelledError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let task = this.task.clone();
+        poll_task(&mut this.cp, &task, cx, || {
+            if let Some(msg) = task.panic_message() {
+                panic!("awaited task {} panicked: {msg}", task.name());
+            }
+            if task.cancelled() {
+                Err(cancelled_here(task.cancel_message()))
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+/// A `CancelledError` counted against the current task's root scope.
+fn cancelled_here(msg: Option<std::sync::Arc<str>>) -> CancelledError {
+    match super::current_header_token(msg) {
+        Some(token) => CancelledError::from_token(token),
+        None => CancelledError::new(),
+    }
+}

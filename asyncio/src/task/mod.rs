@@ -1,0 +1,360 @@
+//! Tasks: `create_task`, the `Task<T>` handle, `TaskRef`, `current_task`,
+//! `all_tasks`.
+//!
+//! A task is one [`cell::TaskCell`]: header, future, then output, in one
+//! `Rc` allocation registered with the loop until it is done. Its waker
+//! ([`waker::WakeHandle`]) is the only part other threads can reach.
+
+pub(crate) mod cell;
+pub(crate) mod join;
+mod waker;
+
+use std::any::Any;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::ops::Deref;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::cancel::error::Token;
+use crate::cancel::scope::{deliver, CancelState};
+use crate::runtime::{context, Loop};
+use cell::{End, Header};
+pub use join::{Join, Wait};
+
+/// The type-erased side of a task cell.
+pub(crate) trait TaskObj {
+    fn header(&self) -> &Header;
+    /// Runs one step (called by the loop for a ready task).
+    fn run(self: Rc<Self>, lp: &Loop);
+    /// Drops the future now and ends the task cancelled.
+    fn abort(self: Rc<Self>);
+    /// Drops the future without completing the task (loop close).
+    fn drop_future(&self, lp: &Loop);
+}
+
+/// The typed side: taking the output.
+pub(crate) trait TaskOutput<T>: TaskObj {
+    fn take_outcome(&self) -> Outcome<T>;
+}
+
+/// How a finished task ended, as handed to whoever awaits it.
+pub(crate) enum Outcome<T> {
+    Pending,
+    Value(T),
+    Cancelled(Option<Arc<str>>),
+    Panicked(Box<dyn Any + Send>),
+    /// The value was already taken by an earlier await.
+    Taken,
+}
+
+/// A type-erased, cloneable handle to a task: everything but its output.
+///
+/// [`current_task`] and [`all_tasks`] return these; a [`Task<T>`] derefs to
+/// one. Like every task handle it is `!Send`: it belongs to its loop's
+/// thread.
+#[derive(Clone)]
+pub struct TaskRef(pub(crate) Rc<dyn TaskObj>);
+
+impl TaskRef {
+    fn header(&self) -> &Header {
+        self.0.header()
+    }
+
+    pub(crate) fn cancel_state(&self) -> &CancelState {
+        &self.header().cancel
+    }
+
+    pub(crate) fn ptr_eq(&self, other: &TaskRef) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The task's unique id (process-wide, in creation order).
+    pub fn id(&self) -> u64 {
+        self.header().id
+    }
+
+    /// The task's name: `Task-N` unless set with [`TaskRef::set_name`].
+    pub fn name(&self) -> String {
+        let h = self.header();
+        h.name
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| format!("Task-{}", h.id))
+    }
+
+    /// Renames the task.
+    pub fn set_name(&self, name: impl Into<String>) {
+        *self.header().name.borrow_mut() = Some(name.into());
+    }
+
+    /// Whether the task has finished: with a value, cancelled, or panicked.
+    pub fn done(&self) -> bool {
+        self.header().is_done()
+    }
+
+    /// Whether the task ended cancelled.
+    pub fn cancelled(&self) -> bool {
+        matches!(*self.header().end.borrow(), End::Cancelled(_))
+    }
+
+    /// Whether the task ended with a panic.
+    pub fn panicked(&self) -> bool {
+        matches!(*self.header().end.borrow(), End::Panicked(..))
+    }
+
+    /// The number of cancel requests made and not taken back with
+    /// [`TaskRef::uncancel`] (Python's `Task.cancelling()`). An expiring
+    /// timeout counts as one request until it exits.
+    pub fn cancelling(&self) -> u32 {
+        self.cancel_state().cancelling()
+    }
+
+    /// Requests cancellation (Python's `Task.cancel()`).
+    ///
+    /// Returns `false` if the task is already done. Otherwise the request
+    /// is counted and delivered once: every await point of the task that is
+    /// suspended right now returns [`CancelledError`](crate::CancelledError);
+    /// if none is, the next one the task reaches does. A task cancelled
+    /// before its first step never runs its body.
+    pub fn cancel(&self) -> bool {
+        self.cancel_inner(None)
+    }
+
+    /// [`TaskRef::cancel`] with a message, carried by the `CancelledError`.
+    pub fn cancel_with(&self, msg: impl Into<String>) -> bool {
+        self.cancel_inner(Some(Arc::from(msg.into())))
+    }
+
+    pub(crate) fn cancel_inner(&self, msg: Option<Arc<str>>) -> bool {
+        let h = self.header();
+        h.retrieved.set(true);
+        if h.is_done() {
+            return false;
+        }
+        h.cancel.add_request();
+        deliver(self, None, msg);
+        true
+    }
+
+    /// Takes back one cancel request and returns the new count (Python
+    /// 3.13's `Task.uncancel()`): reaching zero also withdraws a request
+    /// that was not delivered yet.
+    pub fn uncancel(&self) -> u32 {
+        self.cancel_state().uncancel()
+    }
+
+    /// Drops the task's future at once and ends it cancelled, for code that
+    /// never reaches an await point. [`TaskRef::cancel`] is the normal,
+    /// cooperative way. Aborting the running task takes effect when its
+    /// current step returns.
+    pub fn abort(&self) {
+        self.0.clone().abort();
+    }
+
+    /// Calls `f` on the loop once the task is done (on a later turn, never
+    /// synchronously; at once-scheduled if it is already done).
+    pub fn add_done_callback(&self, f: impl FnOnce(&TaskRef) + 'static) {
+        let h = self.header();
+        if h.is_done() {
+            if let Some(lp) = h.lp.upgrade() {
+                let me = self.clone();
+                lp.call_soon(Box::new(move || f(&me)));
+            }
+        } else {
+            h.callbacks.borrow_mut().push(Box::new(f));
+        }
+    }
+
+    /// Waits for the task to finish, through this shared handle: `Ok(())`
+    /// if it ended with a value (take the value from its [`Task`]),
+    /// `Err(CancelledError)` if it ended cancelled. Any number of awaiters
+    /// may wait for one task. A cancellation of the waiter is forwarded to
+    /// the task, as when awaiting the `Task` itself.
+    ///
+    /// # Panics
+    /// If the task panicked (the panic message is repeated).
+    pub fn wait(&self) -> Wait {
+        Wait::new(self.clone())
+    }
+
+    /// The message of the cancellation that ended the task, if it ended
+    /// cancelled with a message.
+    pub fn cancel_message(&self) -> Option<Arc<str>> {
+        match &*self.header().end.borrow() {
+            End::Cancelled(msg) => msg.clone(),
+            _ => None,
+        }
+    }
+
+    /// The panic message, if the task panicked.
+    pub fn panic_message(&self) -> Option<String> {
+        match &*self.header().end.borrow() {
+            End::Panicked(_, msg) => Some(msg.clone()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn panic_message_if_unretrieved(&self) -> Option<String> {
+        if self.header().retrieved.get() {
+            None
+        } else {
+            self.panic_message()
+        }
+    }
+
+    pub(crate) fn add_waiter(&self, waker: &std::task::Waker) {
+        let mut w = self.header().waiters.borrow_mut();
+        if !w.iter().any(|x| x.will_wake(waker)) {
+            w.push(waker.clone());
+        }
+    }
+}
+
+impl PartialEq for TaskRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr_eq(other)
+    }
+}
+
+impl Eq for TaskRef {}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &*self.header().end.borrow() {
+            End::Running if self.header().is_running() => "running",
+            End::Running => "pending",
+            End::Value => "finished",
+            End::Cancelled(_) => "cancelled",
+            End::Panicked(..) => "panicked",
+        };
+        write!(f, "<Task {} {state}>", self.name())
+    }
+}
+
+/// A handle to a task producing `T`, from [`create_task`].
+///
+/// Awaiting it (or `&mut` it, to keep the handle) gives
+/// `Result<T, CancelledError>`: `Ok` with the output, or `Err` if the task
+/// ended cancelled. If the task panicked, the panic is raised again in the
+/// awaiter. While awaiting, a cancellation of the awaiter is forwarded to
+/// the task, as in asyncio; if the task swallows it and returns a value, the
+/// awaiter gets the value. Dropping the handle does not cancel the task.
+///
+/// `Task<T>` derefs to [`TaskRef`] for `done()`, `cancel()`, `name()`, ….
+pub struct Task<T> {
+    obj: TaskRef,
+    out: Rc<dyn TaskOutput<T>>,
+}
+
+impl<T: 'static> Task<T> {
+    pub(crate) fn from_cell<F>(cell: Rc<cell::TaskCell<F>>) -> Task<T>
+    where
+        F: Future<Output = T> + 'static,
+    {
+        Task {
+            obj: TaskRef(cell.clone()),
+            out: cell,
+        }
+    }
+
+    pub(crate) fn take_outcome(&self) -> Outcome<T> {
+        self.out.take_outcome()
+    }
+
+    /// A type-erased handle to the same task.
+    pub fn task_ref(&self) -> TaskRef {
+        self.obj.clone()
+    }
+}
+
+impl<T> Deref for Task<T> {
+    type Target = TaskRef;
+
+    fn deref(&self) -> &TaskRef {
+        &self.obj
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        let h = self.obj.header();
+        h.handle_alive.set(false);
+        if !h.retrieved.get() {
+            if let (Some(msg), Some(lp)) = (self.obj.panic_message(), h.lp.upgrade()) {
+                h.retrieved.set(true);
+                lp.report(
+                    format!("Task exception was never retrieved: {msg}"),
+                    Some(&self.obj),
+                );
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.obj, f)
+    }
+}
+
+impl<T: 'static> IntoFuture for Task<T> {
+    type Output = Result<T, crate::CancelledError>;
+    type IntoFuture = Join<'static, T>;
+
+    fn into_future(self) -> Join<'static, T> {
+        Join::owned(self)
+    }
+}
+
+impl<'a, T: 'static> IntoFuture for &'a mut Task<T> {
+    type Output = Result<T, crate::CancelledError>;
+    type IntoFuture = Join<'a, T>;
+
+    fn into_future(self) -> Join<'a, T> {
+        Join::borrowed(self)
+    }
+}
+
+/// Schedules `fut` as a new task on the running loop (asyncio's
+/// `create_task`). Its first step runs on a later turn of the loop, in FIFO
+/// order with everything else that is ready.
+///
+/// ```
+/// asyncio::run(async {
+///     let task = asyncio::create_task(async { "hello" });
+///     assert!(!task.done());
+///     assert_eq!(task.await.unwrap(), "hello");
+/// });
+/// ```
+///
+/// # Panics
+/// When no loop is running on this thread (use
+/// [`get_running_loop`](crate::get_running_loop) to check).
+pub fn create_task<F>(fut: F) -> Task<F::Output>
+where
+    F: Future + 'static,
+{
+    Task::from_cell(context::expect_loop("asyncio::create_task()").spawn(fut))
+}
+
+/// The task running right now, or `None` outside a task (in a plain
+/// callback, or with no running loop).
+pub fn current_task() -> Option<TaskRef> {
+    current_task_obj()
+}
+
+pub(crate) fn current_task_obj() -> Option<TaskRef> {
+    context::with_loop(|lp| lp.current_task()).flatten()
+}
+
+/// Every task of the running loop that is not done, in creation order
+/// (empty with no running loop).
+pub fn all_tasks() -> Vec<TaskRef> {
+    context::with_loop(|lp| lp.all_tasks()).unwrap_or_default()
+}
+
+/// A token counted against the current task's root scope, if inside a task.
+pub(crate) fn current_header_token(msg: Option<Arc<str>>) -> Option<Token> {
+    current_task_obj().map(|t| t.cancel_state().root_token(msg))
+}

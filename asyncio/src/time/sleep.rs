@@ -1,0 +1,145 @@
+//! `sleep` and `sleep_until`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Weak;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::cancel::error::CancelledError;
+use crate::cancel::scope::Checkpoint;
+use crate::runtime::context;
+use crate::runtime::timers::{TimerAction, TimerKey};
+use crate::runtime::Loop;
+
+/// Suspends the current task for `delay` (`asyncio.sleep`).
+///
+/// `sleep(Duration::ZERO)` yields to the loop for exactly one turn, like
+/// asyncio's `sleep(0)`. The timer is armed when the sleep is first
+/// awaited.
+///
+/// ```
+/// use std::time::Duration;
+/// asyncio::Runner::builder().virtual_time(true).build().run(async {
+///     let lp = asyncio::get_running_loop().unwrap();
+///     let t0 = lp.time();
+///     asyncio::sleep(Duration::from_secs(3)).await.unwrap();
+///     assert_eq!(lp.time() - t0, Duration::from_secs(3));
+/// });
+/// ```
+///
+/// # Cancellation
+/// Returns `Err(CancelledError)` and disarms the timer. A cancellation that
+/// arrives in the turn the timer fired, before the task resumes, still wins.
+///
+/// # Panics
+/// When awaited outside a task of a running loop.
+pub fn sleep(delay: Duration) -> Sleep {
+    Sleep {
+        target: Target::Delay(delay),
+        state: State::Init,
+        cp: Checkpoint::new(),
+    }
+}
+
+/// Suspends the current task until the loop's clock reaches `deadline`
+/// (see [`EventLoop::time`](crate::EventLoop::time)). A deadline already
+/// past fires on the next turn.
+///
+/// # Cancellation
+/// As [`sleep`].
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        target: Target::Until(deadline),
+        state: State::Init,
+        cp: Checkpoint::new(),
+    }
+}
+
+enum Target {
+    Delay(Duration),
+    Until(Instant),
+}
+
+enum State {
+    Init,
+    Yielded,
+    Armed(Weak<Loop>, TimerKey),
+    Done,
+}
+
+/// The future returned by [`sleep`], [`sleep_until`] and
+/// [`checkpoint`](crate::checkpoint).
+pub struct Sleep {
+    target: Target,
+    state: State,
+    cp: Checkpoint,
+}
+
+impl Sleep {
+    fn disarm(&mut self) {
+        if let State::Armed(lp, key) = std::mem::replace(&mut self.state, State::Done) {
+            if let Some(lp) = lp.upgrade() {
+                lp.disarm(key);
+            }
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = Result<(), CancelledError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(err) = std::task::ready!(this.cp.poll_cancelled(cx)) {
+            this.disarm();
+            return Poll::Ready(Err(err));
+        }
+        match &this.state {
+            State::Init => {
+                let lp = context::expect_loop("asyncio::sleep()");
+                let deadline = match this.target {
+                    Target::Delay(d) if d.is_zero() => {
+                        this.state = State::Yielded;
+                        this.cp.suspend(cx, None);
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    Target::Delay(d) => lp.now() + d,
+                    Target::Until(t) => t,
+                };
+                let key = lp.arm(deadline, TimerAction::Wake(cx.waker().clone()));
+                this.state = State::Armed(std::rc::Rc::downgrade(&lp), key);
+                this.cp.suspend(cx, None);
+                Poll::Pending
+            }
+            State::Yielded => {
+                this.state = State::Done;
+                this.cp.complete();
+                Poll::Ready(Ok(()))
+            }
+            State::Armed(lp, key) => {
+                let key = *key;
+                let Some(lp) = lp.upgrade() else {
+                    panic!("asyncio::sleep() polled after its event loop was closed");
+                };
+                let fired = !lp.timers.borrow().contains(key);
+                if fired {
+                    this.state = State::Done;
+                    this.cp.complete();
+                    return Poll::Ready(Ok(()));
+                }
+                lp.timers.borrow_mut().update_waker(key, cx.waker());
+                this.cp.suspend(cx, None);
+                Poll::Pending
+            }
+            State::Done => panic!("asyncio::sleep() polled after it completed"),
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.disarm();
+    }
+}

@@ -1,0 +1,387 @@
+//! `timeout`, `timeout_at` and `wait_for`: an inner cancel scope with a
+//! deadline.
+//!
+//! # Lifecycle (asyncio's `Timeout`)
+//!
+//! `Created` → (first poll) `Active` → (deadline) `Expiring` → (inner
+//! future completes) `Expired`; or `Active` → `Finished`.
+//!
+//! On expiry the scope counts one cancel request on its task and delivers
+//! it to the await points suspended *inside the scope* only
+//! ([`deliver`](crate::cancel::scope::deliver)). When the inner future
+//! completes, the request is taken back (`uncancel`), and the scope reports
+//! [`TimeoutError`] if a token carrying its own request is still live and
+//! no enclosing request (an outer `cancel()`, an outer timeout) rides on
+//! that token. Otherwise the inner output is returned as it is: a
+//! swallowed cancellation means the inner code finished on its own terms.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::error::{InvalidStateError, TimeoutError};
+use crate::cancel::scope::{deliver, scope_converts, ScopeGuard, ScopeNode};
+use crate::runtime::timers::{TimerAction, TimerKey};
+use crate::runtime::{context, Callback, Loop};
+use crate::task::{current_task_obj, TaskRef};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TState {
+    Created,
+    Active,
+    Expiring,
+    Expired,
+    Finished,
+}
+
+enum Deadline {
+    /// Computed when first polled (wait_for; timeout outside a loop).
+    Lazy(Option<Duration>),
+    At(Option<Instant>),
+}
+
+enum Armed {
+    Timer(TimerKey),
+    Soon(Rc<Callback>),
+}
+
+struct Inner {
+    scope: Rc<ScopeNode>,
+    state: Cell<TState>,
+    deadline: RefCell<Deadline>,
+    armed: RefCell<Option<Armed>>,
+    task: RefCell<Option<TaskRef>>,
+    lp: RefCell<Weak<Loop>>,
+    /// `wait_for` with a zero timeout: cancel at once, without counting a
+    /// request on the caller (asyncio cancels the awaited task instead).
+    zero: bool,
+}
+
+impl Inner {
+    fn new(deadline: Deadline, zero: bool) -> Rc<Inner> {
+        Rc::new(Inner {
+            scope: ScopeNode::new(),
+            state: Cell::new(TState::Created),
+            deadline: RefCell::new(deadline),
+            armed: RefCell::new(None),
+            task: RefCell::new(None),
+            lp: RefCell::new(Weak::new()),
+            zero,
+        })
+    }
+
+    fn when(&self) -> Option<Instant> {
+        match &*self.deadline.borrow() {
+            Deadline::At(t) => *t,
+            Deadline::Lazy(_) => None,
+        }
+    }
+
+    fn disarm(&self) {
+        match self.armed.borrow_mut().take() {
+            Some(Armed::Timer(key)) => {
+                if let Some(lp) = self.lp.borrow().upgrade() {
+                    lp.disarm(key);
+                }
+            }
+            Some(Armed::Soon(cb)) => cb.cancelled.set(true),
+            None => {}
+        }
+    }
+
+    fn arm(self: &Rc<Self>, lp: &Rc<Loop>) {
+        self.disarm();
+        let Some(when) = self.when() else { return };
+        let weak = Rc::downgrade(self);
+        let fire = Box::new(move || {
+            if let Some(me) = weak.upgrade() {
+                me.fire();
+            }
+        });
+        let armed = if when <= lp.now() {
+            Armed::Soon(lp.call_soon(fire))
+        } else {
+            Armed::Timer(lp.arm(when, TimerAction::Callback(fire)))
+        };
+        *self.armed.borrow_mut() = Some(armed);
+    }
+
+    fn fire(&self) {
+        if self.state.get() != TState::Active {
+            return;
+        }
+        self.armed.borrow_mut().take();
+        self.state.set(TState::Expiring);
+        let task = self.task.borrow().clone();
+        if let Some(task) = task {
+            task.cancel_state().add_request();
+            deliver(&task, Some(&self.scope), None);
+        }
+    }
+
+    fn enter(self: &Rc<Self>) -> TaskRef {
+        let task = current_task_obj().unwrap_or_else(|| {
+            panic!("asyncio::timeout()/wait_for() must be awaited inside an asyncio task")
+        });
+        let lp = context::expect_loop("asyncio::timeout()");
+        *self.task.borrow_mut() = Some(task.clone());
+        *self.lp.borrow_mut() = Rc::downgrade(&lp);
+        let resolved = match &*self.deadline.borrow() {
+            Deadline::Lazy(d) => d.map(|d| lp.now() + d),
+            Deadline::At(t) => *t,
+        };
+        *self.deadline.borrow_mut() = Deadline::At(resolved);
+        self.state.set(TState::Active);
+        if self.zero {
+            self.state.set(TState::Expiring);
+            self.scope.set_zero();
+            self.scope.set_pending(true);
+        } else {
+            self.arm(&lp);
+        }
+        task
+    }
+
+    /// The inner future finished: decide between its output and a timeout.
+    fn exit(&self, task: &TaskRef) -> bool {
+        self.disarm();
+        self.scope.set_pending(false);
+        if self.state.get() == TState::Expiring {
+            self.state.set(TState::Expired);
+            if !self.zero {
+                task.uncancel();
+            }
+            scope_converts(task, &self.scope)
+        } else {
+            self.state.set(TState::Finished);
+            false
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`timeout`], [`timeout_at`] and [`wait_for`]: the
+    /// inner future's output, or [`TimeoutError`].
+    pub struct Timeout<F> {
+        #[pin]
+        fut: F,
+        inner: Rc<Inner>,
+    }
+
+    impl<F> PinnedDrop for Timeout<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let inner = &this.inner;
+            match inner.state.get() {
+                TState::Active => {
+                    inner.disarm();
+                    inner.state.set(TState::Finished);
+                }
+                TState::Expiring => {
+                    inner.disarm();
+                    inner.scope.set_pending(false);
+                    inner.state.set(TState::Expired);
+                    if !inner.zero {
+                        if let Some(task) = inner.task.borrow().as_ref() {
+                            task.uncancel();
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl<F> Timeout<F> {
+    /// A handle to read [`TimeoutHandle::expired`] or
+    /// [`TimeoutHandle::reschedule`] the deadline while the future runs.
+    pub fn handle(&self) -> TimeoutHandle {
+        TimeoutHandle {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, TimeoutError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let inner = this.inner;
+        let task = match inner.state.get() {
+            TState::Created => inner.enter(),
+            TState::Active | TState::Expiring => inner
+                .task
+                .borrow()
+                .clone()
+                .expect("entered scope has a task"),
+            TState::Expired | TState::Finished => {
+                panic!("asyncio::timeout() polled after it completed")
+            }
+        };
+        let out = {
+            let _scope = ScopeGuard::enter(&task, &inner.scope);
+            this.fut.poll(cx)
+        };
+        match out {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(v) => {
+                if inner.exit(&task) {
+                    drop(v);
+                    Poll::Ready(Err(TimeoutError))
+                } else {
+                    Poll::Ready(Ok(v))
+                }
+            }
+        }
+    }
+}
+
+/// Reads and moves the deadline of a running [`Timeout`] (the object
+/// Python's `async with asyncio.timeout(d) as cm` binds to `cm`).
+#[derive(Clone)]
+pub struct TimeoutHandle {
+    inner: Rc<Inner>,
+}
+
+impl TimeoutHandle {
+    /// The deadline, on the loop's clock; `None` for no deadline (or not
+    /// computed yet, for a `wait_for` not yet awaited).
+    pub fn when(&self) -> Option<Instant> {
+        self.inner.when()
+    }
+
+    /// Whether the deadline was reached (the scope is expiring or expired),
+    /// even if the inner code swallowed the cancellation.
+    pub fn expired(&self) -> bool {
+        matches!(self.inner.state.get(), TState::Expiring | TState::Expired)
+    }
+
+    /// Moves the deadline (`None`: no deadline). A deadline already past
+    /// expires on the next turn of the loop.
+    ///
+    /// # Errors
+    /// Only a running, not yet expired scope can be rescheduled; otherwise
+    /// an [`InvalidStateError`] names the state.
+    pub fn reschedule(&self, when: Option<Instant>) -> Result<(), InvalidStateError> {
+        let state = self.inner.state.get();
+        let name = match state {
+            TState::Active => None,
+            TState::Created => Some("has not been entered"),
+            TState::Expiring => Some("is expiring"),
+            TState::Expired => Some("has expired"),
+            TState::Finished => Some("has finished"),
+        };
+        if let Some(what) = name {
+            return Err(InvalidStateError::new(format!(
+                "cannot reschedule: the timeout {what}"
+            )));
+        }
+        *self.inner.deadline.borrow_mut() = Deadline::At(when);
+        let lp = self.inner.lp.borrow().upgrade();
+        match lp {
+            Some(lp) => self.inner.arm(&lp),
+            None => self.inner.disarm(),
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TimeoutHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.inner.state.get() {
+            TState::Created => "created",
+            TState::Active => "active",
+            TState::Expiring => "expiring",
+            TState::Expired => "expired",
+            TState::Finished => "finished",
+        };
+        write!(f, "<Timeout [{state}] when={:?}>", self.when())
+    }
+}
+
+/// Runs `fut` with a deadline `delay` from now (`async with
+/// asyncio.timeout(delay)`); `None` means no deadline.
+///
+/// The deadline is computed when `timeout` is called (when a loop is
+/// running; otherwise at the first poll). A zero delay expires on the next
+/// turn of the loop. When it expires, only the await points inside `fut` are
+/// cancelled; if the cancellation propagates out of `fut`, the result is
+/// `Err(TimeoutError)`; if `fut` swallowed it, its output is returned.
+///
+/// ```
+/// use std::time::Duration;
+/// asyncio::Runner::builder().virtual_time(true).build().run(async {
+///     let r = asyncio::timeout(Duration::from_secs(1), async {
+///         asyncio::sleep(Duration::from_secs(10)).await?;
+///         Ok::<_, asyncio::CancelledError>("done")
+///     })
+///     .await;
+///     assert!(r.is_err());
+/// });
+/// ```
+///
+/// # Cancellation
+/// A cancellation from outside (`Task::cancel`, an enclosing timeout) is
+/// never turned into `TimeoutError`, even when it coincides with the
+/// deadline: the inner output, carrying the `CancelledError`, is returned.
+pub fn timeout<F: Future>(delay: impl Into<Option<Duration>>, fut: F) -> Timeout<F> {
+    let delay = delay.into();
+    let deadline = match context::with_loop(|lp| lp.now()) {
+        Some(now) => Deadline::At(delay.map(|d| now + d)),
+        None => Deadline::Lazy(delay),
+    };
+    Timeout {
+        fut,
+        inner: Inner::new(deadline, false),
+    }
+}
+
+/// [`timeout`] with an absolute deadline on the loop's clock.
+pub fn timeout_at<F: Future>(deadline: impl Into<Option<Instant>>, fut: F) -> Timeout<F> {
+    Timeout {
+        fut,
+        inner: Inner::new(Deadline::At(deadline.into()), false),
+    }
+}
+
+/// Waits for `fut` with a time limit (`asyncio.wait_for`, Python 3.12+).
+///
+/// The deadline is computed when the `wait_for` is first awaited. On expiry
+/// the work inside is cancelled and *waited for*: the result is
+/// `Err(TimeoutError)` if the cancellation propagated out of it, and its
+/// output if it swallowed the cancellation. Awaiting a task inside
+/// (`wait_for(&mut task, d)`) forwards the cancellation to that task.
+///
+/// A zero timeout is asyncio's special case: a task that is already done
+/// gives its output; otherwise the work is cancelled at once (a task is
+/// cancelled and awaited) and `Err(TimeoutError)` is returned if it ended
+/// cancelled. A plain future gets one poll to finish without suspending.
+///
+/// ```
+/// use std::time::Duration;
+/// asyncio::Runner::builder().virtual_time(true).build().run(async {
+///     let mut task = asyncio::create_task(async {
+///         asyncio::sleep(Duration::from_secs(2)).await?;
+///         Ok::<_, asyncio::CancelledError>(2)
+///     });
+///     let r = asyncio::wait_for(&mut task, Duration::from_secs(1)).await;
+///     assert!(r.is_err());
+///     assert!(task.cancelled());
+/// });
+/// ```
+pub fn wait_for<F: std::future::IntoFuture>(
+    fut: F,
+    timeout: impl Into<Option<Duration>>,
+) -> Timeout<F::IntoFuture> {
+    let timeout = timeout.into();
+    let zero = timeout.is_some_and(|d| d.is_zero());
+    Timeout {
+        fut: fut.into_future(),
+        inner: Inner::new(Deadline::Lazy(timeout), zero),
+    }
+}

@@ -1,0 +1,100 @@
+//! The subset CI runs under Miri: the task cell's pinned future (the crate's
+//! one `unsafe` block) and the waker that crosses threads. Kept small so
+//! Miri finishes quickly; it runs as a normal test too.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// A future that is `!Unpin` and `!Send`, with a self-reference across an
+/// await (an async block holding a borrow of its own local).
+async fn self_referential(log: Rc<RefCell<Vec<u32>>>) -> u32 {
+    let local = [1u32, 2, 3];
+    let r = &local;
+    asyncio::sleep(Duration::ZERO).await.unwrap();
+    log.borrow_mut().push(r.iter().sum());
+    r[2]
+}
+
+#[test]
+fn pinned_futures_complete_abort_and_drop_at_close() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let mut runner = asyncio::Runner::builder().virtual_time(true).build();
+    let l = log.clone();
+    let out = runner.run(async move {
+        let a = asyncio::create_task(self_referential(l.clone()));
+        let b = asyncio::create_task(self_referential(l.clone()));
+        b.abort();
+        let _left_running = asyncio::create_task(async {
+            asyncio::sleep(Duration::from_secs(100)).await.ok();
+        });
+        let v = a.await.unwrap();
+        assert!(b.cancelled());
+        v
+    });
+    assert_eq!(out, 3);
+    assert_eq!(*log.borrow(), vec![6]);
+    runner.close();
+}
+
+/// A foreign future completed by another thread through the task's waker.
+struct FromThread {
+    slot: Arc<Mutex<(Option<u32>, Option<Waker>)>>,
+}
+
+impl Future for FromThread {
+    type Output = u32;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        let mut s = self.slot.lock().unwrap();
+        match s.0 {
+            Some(v) => Poll::Ready(v),
+            None => {
+                s.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+#[test]
+fn a_waker_woken_from_another_thread_resumes_the_task() {
+    let out = asyncio::run(async {
+        let slot = Arc::new(Mutex::new((None, None::<Waker>)));
+        let s2 = slot.clone();
+        let t = asyncio::create_task(FromThread { slot: slot.clone() });
+        asyncio::sleep(Duration::ZERO).await.unwrap();
+        let helper = std::thread::spawn(move || {
+            let waker = {
+                let mut s = s2.lock().unwrap();
+                s.0 = Some(7);
+                s.1.take()
+            };
+            waker.expect("the task registered its waker").wake();
+        });
+        let v = t.await.unwrap();
+        helper.join().unwrap();
+        v
+    });
+    assert_eq!(out, 7);
+}
+
+#[test]
+fn a_waker_outliving_its_loop_is_harmless() {
+    let kept = Arc::new(Mutex::new(None::<Waker>));
+    let k = kept.clone();
+    asyncio::run(async move {
+        let k2 = k.clone();
+        let _t = asyncio::create_task(std::future::poll_fn(move |cx| {
+            *k2.lock().unwrap() = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        }));
+        asyncio::sleep(Duration::ZERO).await.unwrap();
+        asyncio::sleep(Duration::ZERO).await.unwrap();
+    });
+    let w = kept.lock().unwrap().take().expect("waker kept");
+    std::thread::spawn(move || w.wake()).join().unwrap();
+}

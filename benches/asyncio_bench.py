@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""The asyncio-benches workloads on CPython's asyncio.
+
+Run by the `asyncio-benches` binary (one workload per call), or standalone:
+
+    python3 benches/asyncio_bench.py [WORKLOAD ...] [--quick] [--n N] [--runs R] [--no-warmup]
+
+For every measured run it prints one line on stdout that the binary parses:
+
+    BENCH <workload> <elapsed ns> <checksum> <peak bytes or ->
+
+and a per-op median summary on stderr. Sizes, values and checksums match
+benches/src/workload.rs; a wrong checksum is a hard error.
+"""
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+
+SLEEP = 1.0  # sleepers: seconds each task sleeps
+LONG = 10.0  # timeout_ok deadline and cancel sleep
+YIELDS_PER_TASK = 100
+WORKLOADS = ["spawn", "sleepers", "timeout_ok", "timeout_bare", "cancel", "pingpong", "yield"]
+UNITS = {
+    "spawn": "ns/task",
+    "sleepers": "ns/task",
+    "timeout_ok": "ns/wait_for",
+    "timeout_bare": "ns/iter",
+    "cancel": "ns/task",
+    "pingpong": "ns/round trip",
+    "yield": "ns/yield",
+}
+
+
+def task_value(i):
+    return 3 * i + 1
+
+
+def echo_value(i):
+    return 2 * i + 7
+
+
+def full_size(workload):
+    return 10_000 if workload == "yield" else 1_000_000
+
+
+def ops(workload, n):
+    return n * YIELDS_PER_TASK if workload == "yield" else n
+
+
+def expected(workload, n):
+    if workload == "cancel":
+        return n
+    if workload == "pingpong":
+        return sum(echo_value(i) for i in range(n))
+    return sum(task_value(i) for i in range(n))
+
+
+def proc_status_bytes(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+async def value_of(i):
+    return task_value(i)
+
+
+async def spawn(n):
+    start = time.perf_counter_ns()
+    tasks = [asyncio.create_task(value_of(i)) for i in range(n)]
+    total = 0
+    for t in tasks:
+        total += await t
+    return time.perf_counter_ns() - start, total, None
+
+
+async def sleeper(i, delay):
+    await asyncio.sleep(delay)
+    return task_value(i)
+
+
+async def sleepers(n):
+    base = proc_status_bytes("VmRSS:")
+    start = time.perf_counter_ns()
+    tasks = [asyncio.create_task(sleeper(i, SLEEP)) for i in range(n)]
+    total = 0
+    for t in tasks:
+        total += await t
+    elapsed = time.perf_counter_ns() - start
+    return elapsed, total, proc_status_bytes("VmHWM:") - base
+
+
+async def one_yield(i):
+    await asyncio.sleep(0)
+    return task_value(i)
+
+
+async def timeout_ok(n):
+    start = time.perf_counter_ns()
+    total = 0
+    for i in range(n):
+        total += await asyncio.wait_for(one_yield(i), LONG)
+    return time.perf_counter_ns() - start, total, None
+
+
+async def timeout_bare(n):
+    start = time.perf_counter_ns()
+    total = 0
+    for i in range(n):
+        total += await one_yield(i)
+    return time.perf_counter_ns() - start, total, None
+
+
+async def cancel(n):
+    asleep = 0
+
+    async def long_sleeper(i):
+        nonlocal asleep
+        asleep += 1
+        await asyncio.sleep(LONG)
+        return task_value(i)
+
+    tasks = [asyncio.create_task(long_sleeper(i)) for i in range(n)]
+    while asleep < n:
+        await asyncio.sleep(0)
+    start = time.perf_counter_ns()
+    for t in tasks:
+        t.cancel()
+    cancelled = 0
+    for t in tasks:
+        try:
+            await t
+        except asyncio.CancelledError:
+            cancelled += 1
+    return time.perf_counter_ns() - start, cancelled, None
+
+
+async def pingpong(n):
+    ping, pong = asyncio.Queue(maxsize=1), asyncio.Queue(maxsize=1)
+    start = time.perf_counter_ns()
+
+    async def echo():
+        for _ in range(n):
+            await pong.put(echo_value(await ping.get()))
+
+    async def pinger():
+        total = 0
+        for i in range(n):
+            await ping.put(i)
+            total += await pong.get()
+        return total
+
+    echo_task = asyncio.create_task(echo())
+    total = await asyncio.create_task(pinger())
+    await echo_task
+    return time.perf_counter_ns() - start, total, None
+
+
+async def yielder(i):
+    for _ in range(YIELDS_PER_TASK):
+        await asyncio.sleep(0)
+    return task_value(i)
+
+
+async def yielders(n):
+    start = time.perf_counter_ns()
+    tasks = [asyncio.create_task(yielder(i)) for i in range(n)]
+    total = 0
+    for t in tasks:
+        total += await t
+    return time.perf_counter_ns() - start, total, None
+
+
+BODIES = {
+    "spawn": spawn,
+    "sleepers": sleepers,
+    "timeout_ok": timeout_ok,
+    "timeout_bare": timeout_bare,
+    "cancel": cancel,
+    "pingpong": pingpong,
+    "yield": yielders,
+}
+
+
+def run_once(workload, n):
+    """One run on a fresh event loop; sleepers runs in a child process for its peak RSS."""
+    if workload == "sleepers":
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", workload, "--n", str(n)],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        ).stdout.split()
+        return int(out[0]), int(out[1]), None if out[2] == "-" else int(out[2])
+    return asyncio.run(BODIES[workload](n))
+
+
+def bench(workload, n, runs, warmup, summary):
+    samples = []
+    in_child = workload == "sleepers"
+    for r in range(runs + (1 if warmup and not in_child else 0)):
+        elapsed, checksum, peak = run_once(workload, n)
+        if checksum != expected(workload, n):
+            sys.exit(f"{workload}: checksum {checksum}, expected {expected(workload, n)}")
+        if warmup and not in_child and r == 0:
+            continue
+        print(f"BENCH {workload} {elapsed} {checksum} {'-' if peak is None else peak}", flush=True)
+        samples.append((elapsed, peak))
+    if not summary:
+        return
+    floor = SLEEP * 1e9 if workload == "sleepers" else 0
+    per_op = statistics.median(max(e - floor, 0) / ops(workload, n) for e, _ in samples)
+    line = f"{workload:<13} n={n:<8} {per_op:10.1f} {UNITS[workload]}"
+    peaks = [p for _, p in samples if p is not None]
+    if peaks:
+        line += f", {statistics.median(peaks) / n:.0f} B/task peak"
+    print(line, file=sys.stderr, flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("workloads", nargs="*", metavar="WORKLOAD", help=" ".join(WORKLOADS))
+    parser.add_argument("--quick", action="store_true", help="sizes / 100, one run, no warm-up")
+    parser.add_argument("--n", type=int, help="size (default: the workload's full size)")
+    parser.add_argument("--runs", type=int, help="measured runs (default 5, 1 with --quick)")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the discarded first run")
+    parser.add_argument(
+        "--machine", action="store_true", help="as run by the binary: no summary, no added timeout_bare"
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        workload = args.workloads[0]
+        elapsed, checksum, peak = asyncio.run(BODIES[workload](args.n))
+        print(elapsed, checksum, "-" if peak is None else peak)
+        return
+    workloads = args.workloads or WORKLOADS
+    for w in workloads:
+        if w not in BODIES:
+            parser.error(f"unknown workload {w!r}")
+    if not args.machine and "timeout_ok" in workloads and "timeout_bare" not in workloads:
+        workloads.insert(workloads.index("timeout_ok") + 1, "timeout_bare")
+    runs = args.runs or (1 if args.quick else 5)
+    warmup = not (args.quick or args.no_warmup)
+    for w in workloads:
+        n = args.n or full_size(w) // (100 if args.quick else 1)
+        bench(w, n, runs, warmup, summary=not args.machine)
+
+
+if __name__ == "__main__":
+    main()

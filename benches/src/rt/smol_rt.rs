@@ -1,0 +1,171 @@
+//! The workloads on smol's parts: an `async_executor::LocalExecutor` driven by
+//! `async_io::block_on`, `async_io::Timer` timers and `async_channel` queues.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Instant;
+
+use async_executor::{LocalExecutor, Task};
+use async_io::Timer;
+use futures_lite::future::{self, yield_now};
+
+use crate::harness::{RunError, RunResult};
+use crate::proc_status;
+use crate::workload::{echo_value, task_value, Workload, LONG, SLEEP, YIELDS_PER_TASK};
+
+type Exec = Rc<LocalExecutor<'static>>;
+
+/// Runs workload `w` of size `n` on a fresh executor.
+pub fn run(w: Workload, n: usize) -> Result<RunResult, RunError> {
+    Ok(match w {
+        Workload::Spawn => block_on(|ex| spawn_all(ex, n)),
+        Workload::Sleepers => block_on(|ex| sleepers(ex, n)),
+        Workload::TimeoutOk => block_on(|_| timeout_ok(n, true)),
+        Workload::TimeoutBare => block_on(|_| timeout_ok(n, false)),
+        Workload::Cancel => block_on(|ex| cancel(ex, n)),
+        Workload::PingPong => block_on(|ex| pingpong(ex, n)),
+        Workload::Yield => block_on(|ex| yielders(ex, n)),
+    })
+}
+
+fn block_on<F: Future>(body: impl FnOnce(Exec) -> F) -> F::Output {
+    let ex: Exec = Rc::new(LocalExecutor::new());
+    async_io::block_on(ex.run(body(ex.clone())))
+}
+
+async fn reap(tasks: Vec<Task<u64>>) -> u64 {
+    let mut sum = 0;
+    for t in tasks {
+        sum += t.await;
+    }
+    sum
+}
+
+async fn spawn_all(ex: Exec, n: usize) -> RunResult {
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        tasks.push(ex.spawn(async move { task_value(i) }));
+    }
+    let sum = reap(tasks).await;
+    RunResult::new(start.elapsed(), sum)
+}
+
+async fn sleepers(ex: Exec, n: usize) -> RunResult {
+    let base = proc_status::rss_bytes();
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        tasks.push(ex.spawn(async move {
+            Timer::after(SLEEP).await;
+            task_value(i)
+        }));
+    }
+    let sum = reap(tasks).await;
+    RunResult::new(start.elapsed(), sum).with_peak(base)
+}
+
+async fn timeout_ok(n: usize, with_timeout: bool) -> RunResult {
+    let start = Instant::now();
+    let mut sum = 0;
+    for i in 0..n as u64 {
+        let fut = async move {
+            yield_now().await;
+            task_value(i)
+        };
+        sum += if with_timeout {
+            let deadline = async {
+                Timer::after(LONG).await;
+                None
+            };
+            future::or(async { Some(fut.await) }, deadline)
+                .await
+                .expect("timed out")
+        } else {
+            fut.await
+        };
+    }
+    RunResult::new(start.elapsed(), sum)
+}
+
+/// Counts a task as cancelled when its future is dropped before finishing.
+struct CancelProbe {
+    dropped_early: Rc<Cell<u64>>,
+    finished: bool,
+}
+
+impl Drop for CancelProbe {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.dropped_early.set(self.dropped_early.get() + 1);
+        }
+    }
+}
+
+async fn cancel(ex: Exec, n: usize) -> RunResult {
+    let asleep = Rc::new(Cell::new(0usize));
+    let cancelled = Rc::new(Cell::new(0u64));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let asleep = asleep.clone();
+        let probe = CancelProbe {
+            dropped_early: cancelled.clone(),
+            finished: false,
+        };
+        tasks.push(ex.spawn(async move {
+            let mut probe = probe; // owned whole, so dropping the future drops it
+            asleep.set(asleep.get() + 1);
+            Timer::after(LONG).await;
+            probe.finished = true;
+            task_value(i)
+        }));
+    }
+    while asleep.get() < n {
+        yield_now().await;
+    }
+    let start = Instant::now();
+    // Dropping a `Task` cancels it: the executor drops its future on its next turn.
+    drop(tasks);
+    while cancelled.get() < n as u64 {
+        yield_now().await;
+    }
+    RunResult::new(start.elapsed(), cancelled.get())
+}
+
+async fn pingpong(ex: Exec, n: usize) -> RunResult {
+    let (ping_tx, ping_rx) = async_channel::bounded::<u64>(1);
+    let (pong_tx, pong_rx) = async_channel::bounded::<u64>(1);
+    let start = Instant::now();
+    let echo = ex.spawn(async move {
+        while let Ok(v) = ping_rx.recv().await {
+            pong_tx.send(echo_value(v)).await.expect("pong closed");
+        }
+        0
+    });
+    let ping = ex.spawn(async move {
+        let mut sum = 0;
+        for i in 0..n as u64 {
+            ping_tx.send(i).await.expect("ping closed");
+            sum += pong_rx.recv().await.expect("pong ended");
+        }
+        sum
+    });
+    let sum = reap(vec![ping, echo]).await;
+    RunResult::new(start.elapsed(), sum)
+}
+
+async fn yielders(ex: Exec, n: usize) -> RunResult {
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        tasks.push(ex.spawn(async move {
+            for _ in 0..YIELDS_PER_TASK {
+                yield_now().await;
+            }
+            task_value(i)
+        }));
+    }
+    let sum = reap(tasks).await;
+    RunResult::new(start.elapsed(), sum)
+}

@@ -1,0 +1,633 @@
+//! The interpreter: runs a [`Program`] on the `asyncio` crate's public API, on a
+//! virtual-time [`Runner`], and records the trace `ref.py` would print.
+//!
+//! Each construct maps to the crate the way a user would write it (`ref.py`'s Python in
+//! brackets):
+//!
+//! | statement | Rust |
+//! |---|---|
+//! | `spawn` | `create_task(run_body(..))` |
+//! | `await` | `(&mut task).await` |
+//! | `wait_for` | `wait_for(&mut task, d)`; `t: 0` is `Duration::ZERO`, `null` is `None` |
+//! | `wait_for_body` | `wait_for(run_body(..), d)` inline; with `t: 0`, `wait_for(create_task(run_body(..)), ZERO)` (Python's `ensure_future`) |
+//! | `shield_wait_for` | `wait_for(shield(&mut task), d)` |
+//! | `timeout` | `timeout(d, block)`, `expired()` from its handle |
+//! | `try` | a `match` on `Err(Exc::Cancelled(token))`; dropping the token swallows the cancellation |
+//! | `cancel`, `state`, `uncancel`, `cancelling` | the `TaskRef` methods |
+//!
+//! Exceptions are [`Exc`] values carried in `Err`: a `CancelledError` is kept alive while
+//! it propagates (so a task whose body ends with it ends cancelled) and dropped where
+//! Python would discard the exception.
+//!
+//! Program end follows `FORMAT.md`: after `main`'s `end` event the unfinished tasks are
+//! cancelled in creation order (`shutdown -> [...]`), then the loop runs until every task
+//! is done (the runner's main future waits for them; nothing is cancelled twice). A
+//! watchdog timer just past `MAX_TICKS` stops a program that hangs.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use asyncio::{CancelledError, Runner, Task, TaskRef, TimeoutError};
+
+use crate::program::{Block, Name, Program, Stmt};
+use crate::trace::{boolean, value, Event};
+
+/// Ops the interpreter cannot express yet on the crate's API (see `API-GAPS.md`): programs
+/// using them are reported as unsupported instead of being run.
+pub const UNSUPPORTED: &[&str] = &["gather", "taskgroup"];
+
+/// Virtual time of one program time unit.
+pub const UNIT: Duration = Duration::from_millis(10);
+/// A program still running past this many units "hangs" (`ref.py`'s `MAX_TICKS`).
+pub const MAX_TICKS: u64 = 1000;
+/// A program logging more events than this "hangs" (`ref.py`'s `MAX_EVENTS`).
+pub const MAX_EVENTS: usize = 20_000;
+
+/// A body's result value (`null` is `None`).
+type Ret = Option<i64>;
+
+/// An exception in flight, as `ref.py` distinguishes them.
+#[derive(Clone, Debug)]
+pub enum Exc {
+    /// `CancelledError`: the live token (dropping it handles the cancellation).
+    Cancelled(CancelledError),
+    /// `TimeoutError`.
+    Timeout(TimeoutError),
+    /// `ProgramError(kind)`, from `raise`.
+    Program(Name),
+    /// `BaseExceptionGroup` (from a task group).
+    Group(Vec<Exc>),
+}
+
+impl Exc {
+    /// The outcome text: `cancelled`, `timeout`, `error:K`, `group:[...]` (members sorted).
+    pub fn render(&self) -> String {
+        match self {
+            Exc::Cancelled(_) => "cancelled".into(),
+            Exc::Timeout(_) => "timeout".into(),
+            Exc::Program(k) => format!("error:{k}"),
+            Exc::Group(members) => {
+                let mut m: Vec<String> = members.iter().map(Exc::render).collect();
+                m.sort();
+                format!("group:[{}]", m.join(","))
+            }
+        }
+    }
+}
+
+/// How a block ends normally: `Some(v)` when a `return` ran (the whole body returns `v`).
+type Flow = Result<Option<Ret>, Exc>;
+
+/// A spawned task's output: what its body returned or raised.
+type Out = Result<Ret, Exc>;
+
+/// A boxed block future (blocks nest, so the recursion needs a box).
+type BlockFuture = Pin<Box<dyn Future<Output = Flow>>>;
+
+/// A task variable's binding.
+struct Slot {
+    /// For everything but awaiting.
+    r: TaskRef,
+    /// The awaitable handle; taken out while some statement awaits it.
+    task: RefCell<Option<Task<Out>>>,
+    /// The output, once an await has taken it out of the task (Python's tasks can be
+    /// awaited any number of times; the crate hands the output out once).
+    taken: RefCell<Option<Out>>,
+}
+
+struct Interp {
+    bodies: BTreeMap<Name, Block>,
+    vars: RefCell<HashMap<Name, Rc<Slot>>>,
+    /// Every task the program created, in creation order, with its label.
+    tasks: RefCell<Vec<(TaskRef, Rc<str>)>>,
+    trace: RefCell<Vec<Event>>,
+    start: Cell<Option<Instant>>,
+    overflow: Cell<bool>,
+    /// Set when the program needs something the crate cannot express (see `API-GAPS.md`).
+    gap: RefCell<Option<String>>,
+}
+
+/// Why a program could not be run faithfully.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unsupported(pub String);
+
+/// Runs `program` and returns its trace. A construct the crate cannot express yet is
+/// logged as an `internal:unsupported ...` final event (see [`try_run`]).
+pub fn run(program: &Program) -> Vec<Event> {
+    match try_run(program) {
+        Ok(t) => t,
+        Err((mut t, Unsupported(why))) => {
+            let time = t.last().map_or(0, |e| e.time);
+            t.push(Event {
+                time,
+                label: "*".into(),
+                text: format!("internal:unsupported {why}"),
+            });
+            t
+        }
+    }
+}
+
+/// Runs `program`; `Err` with the partial trace when it needed something the crate
+/// cannot express (for example two tasks awaiting one task at the same time).
+pub fn try_run(program: &Program) -> Result<Vec<Event>, (Vec<Event>, Unsupported)> {
+    let it = Rc::new(Interp {
+        bodies: program.bodies.clone(),
+        vars: RefCell::new(HashMap::new()),
+        tasks: RefCell::new(Vec::new()),
+        trace: RefCell::new(Vec::new()),
+        start: Cell::new(None),
+        overflow: Cell::new(false),
+        gap: RefCell::new(None),
+    });
+    let mut runner = Runner::builder()
+        .virtual_time(true)
+        .exception_handler(|_| {})
+        .build();
+    let (time, final_text) = runner.run(harness(it.clone()));
+    let hung = final_text != "exit";
+    it.trace.borrow_mut().push(Event {
+        time,
+        label: "*".into(),
+        text: final_text.into(),
+    });
+    // Drop every handle before the runner so that closing it sees no stray references.
+    it.vars.borrow_mut().clear();
+    it.tasks.borrow_mut().clear();
+    if hung {
+        // Closing would cancel the stuck tasks and wait for them, maybe for ever.
+        std::mem::forget(runner);
+    } else {
+        runner.close();
+    }
+    let trace = std::mem::take(&mut *it.trace.borrow_mut());
+    let gap = it.gap.borrow_mut().take();
+    match gap {
+        None => Ok(trace),
+        Some(why) => Err((trace, Unsupported(why))),
+    }
+}
+
+impl Interp {
+    /// Virtual time in units since the program started.
+    fn now(&self) -> u64 {
+        let (Some(start), Ok(lp)) = (self.start.get(), asyncio::get_running_loop()) else {
+            return 0;
+        };
+        let d = lp.time().saturating_duration_since(start);
+        ((d.as_nanos() + UNIT.as_nanos() / 2) / UNIT.as_nanos()) as u64
+    }
+
+    fn log(&self, label: &str, text: String) {
+        let mut trace = self.trace.borrow_mut();
+        if trace.len() >= MAX_EVENTS {
+            self.overflow.set(true);
+            return;
+        }
+        trace.push(Event {
+            time: self.now(),
+            label: label.to_owned(),
+            text,
+        });
+    }
+
+    fn unsupported(&self, why: String) {
+        self.gap.borrow_mut().get_or_insert(why);
+    }
+
+    /// The slot bound to `task`, or logs `HEAD -> unbound`.
+    fn slot(&self, task: &Name, label: &str, head: &str) -> Option<Rc<Slot>> {
+        let slot = self.vars.borrow().get(task).cloned();
+        if slot.is_none() {
+            self.log(label, format!("{head} -> unbound"));
+        }
+        slot
+    }
+
+    fn register(&self, r: TaskRef, label: Rc<str>) {
+        self.tasks.borrow_mut().push((r, label));
+    }
+}
+
+fn timeout_of(t: Option<u32>) -> Option<Duration> {
+    t.map(|u| UNIT * u)
+}
+
+/// `ref.py`'s `main_entry`: run `main`, swallow whatever it raised, then cancel every
+/// unfinished task in creation order.
+async fn main_entry(it: Rc<Interp>) {
+    // Like `except (CancelledError, Exception): pass`: the token is dropped, main goes on.
+    let _ = run_body(it.clone(), "main".into(), "main".into()).await;
+    let pending: Vec<(TaskRef, Rc<str>)> = it
+        .tasks
+        .borrow()
+        .iter()
+        .filter(|(t, _)| !t.done())
+        .cloned()
+        .collect();
+    let labels: Vec<&str> = pending.iter().map(|(_, l)| &**l).collect();
+    it.log("main", format!("shutdown -> [{}]", labels.join(",")));
+    for (t, _) in &pending {
+        t.cancel();
+    }
+}
+
+/// The runner's main future: starts the clock, creates the program's `main` task (as
+/// `ref.py` does: `main` is a task of its own, not registered for the shutdown list) and
+/// runs the loop until every task is done or the program hangs.
+async fn harness(it: Rc<Interp>) -> (u64, &'static str) {
+    let lp = asyncio::get_running_loop().expect("inside the runner");
+    it.start.set(Some(lp.time()));
+    let main = asyncio::create_task(main_entry(it.clone()));
+    main.set_name("main");
+    wait_idle(it).await
+}
+
+/// Resolves when the task is done (through a done-callback; not a checkpoint).
+struct DoneWaiter {
+    state: Rc<(Cell<bool>, RefCell<Option<Waker>>)>,
+}
+
+impl DoneWaiter {
+    fn new(task: &TaskRef) -> DoneWaiter {
+        let state = Rc::new((Cell::new(false), RefCell::new(None::<Waker>)));
+        let s = state.clone();
+        task.add_done_callback(move |_| {
+            s.0.set(true);
+            if let Some(w) = s.1.borrow_mut().take() {
+                w.wake();
+            }
+        });
+        DoneWaiter { state }
+    }
+
+    /// Also resolves when `flag` is set (by the watchdog timer).
+    fn poll_with(&self, cx: &mut Context<'_>, flag: &Cell<bool>) -> Poll<()> {
+        if self.state.0.get() || flag.get() {
+            Poll::Ready(())
+        } else {
+            *self.state.1.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// Runs the loop until every task is done (`exit`) or until `MAX_TICKS` units have
+/// passed with tasks still pending (a hang). Returns the final event's time and text.
+async fn wait_idle(it: Rc<Interp>) -> (u64, &'static str) {
+    let lp = asyncio::get_running_loop().expect("inside the runner");
+    let me = asyncio::current_task().expect("inside a task");
+    let fired = Rc::new((Cell::new(false), RefCell::new(None::<Waker>)));
+    let f = fired.clone();
+    let start = it.start.get().expect("main started");
+    // Half a unit past the limit: every program timer due at or before MAX_TICKS fires first.
+    let _watchdog = lp.call_at(start + UNIT * MAX_TICKS as u32 + UNIT / 2, move || {
+        f.0.set(true);
+        if let Some(w) = f.1.borrow_mut().take() {
+            w.wake();
+        }
+    });
+    loop {
+        if it.overflow.get() {
+            return (it.now(), "hang:events");
+        }
+        let next = asyncio::all_tasks().into_iter().find(|t| *t != me);
+        let Some(task) = next else {
+            return (it.now(), "exit");
+        };
+        let waiter = DoneWaiter::new(&task);
+        std::future::poll_fn(|cx| {
+            *fired.1.borrow_mut() = Some(cx.waker().clone());
+            waiter.poll_with(cx, &fired.0)
+        })
+        .await;
+        if fired.0.get() {
+            // The crate gives no way to ask whether a timer is still armed, so a deadlock
+            // and a timer past the limit cannot be told apart here, nor can the clock be
+            // read before the jump to the watchdog (see API-GAPS.md).
+            let last = it.trace.borrow().last().map_or(0, |e| e.time);
+            return (last, "hang:time");
+        }
+    }
+}
+
+/// `run_body`: logs `start B`, runs the statements, logs `end -> OUTCOME`.
+async fn run_body(it: Rc<Interp>, body: Name, label: Rc<str>) -> Out {
+    it.log(&label, format!("start {body}"));
+    let block = it.bodies[&body].clone();
+    match exec_block(it.clone(), block, label.clone()).await {
+        Ok(r) => {
+            let v = r.flatten();
+            it.log(&label, format!("end -> value:{}", value(v)));
+            Ok(v)
+        }
+        Err(e) => {
+            it.log(&label, format!("end -> {}", e.render()));
+            Err(e)
+        }
+    }
+}
+
+fn exec_block(it: Rc<Interp>, block: Block, label: Rc<str>) -> BlockFuture {
+    Box::pin(async move {
+        for st in block.iter() {
+            if let Some(r) = exec_stmt(&it, st, &label).await? {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    })
+}
+
+/// `_outcome`: logs `HEAD -> OUTCOME`; a cancellation always propagates, other exceptions
+/// only with `propagate`.
+fn outcome(it: &Interp, label: &str, head: &str, r: Result<String, Exc>, propagate: bool) -> Flow {
+    match r {
+        Ok(text) => {
+            it.log(label, format!("{head} -> {text}"));
+            Ok(None)
+        }
+        Err(e) => {
+            it.log(label, format!("{head} -> {}", e.render()));
+            if propagate || matches!(e, Exc::Cancelled(_)) {
+                Err(e)
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The value text of a finished task's output, or its exception.
+fn task_result(out: Out) -> Result<String, Exc> {
+    out.map(|v| format!("value:{}", value(v)))
+}
+
+/// How a statement waits on a task.
+enum WaitKind {
+    Await,
+    WaitFor(Option<Duration>),
+    ShieldWaitFor(Option<Duration>),
+}
+
+/// Awaits the task in `slot` as `kind` says; the task's result, or the exception the
+/// statement raises.
+async fn wait_task(it: &Interp, slot: &Slot, kind: WaitKind) -> Result<String, Exc> {
+    // Awaiting a done task does not suspend in asyncio: use the output already taken.
+    if slot.r.done() {
+        if let Some(out) = slot.taken.borrow().clone() {
+            return task_result(out);
+        }
+    }
+    let Some(mut task) = slot.task.borrow_mut().take() else {
+        it.unsupported("two statements await one task at the same time (API-GAPS.md)".into());
+        return Err(Exc::Program("unsupported".into()));
+    };
+    let r: Result<Result<Out, CancelledError>, TimeoutError> = match kind {
+        WaitKind::Await => Ok((&mut task).await),
+        WaitKind::WaitFor(d) => asyncio::wait_for(&mut task, d).await,
+        WaitKind::ShieldWaitFor(d) => asyncio::wait_for(asyncio::shield(&mut task), d).await,
+    };
+    *slot.task.borrow_mut() = Some(task);
+    match r {
+        Err(t) => Err(Exc::Timeout(t)),
+        Ok(Err(c)) => Err(Exc::Cancelled(c)),
+        Ok(Ok(out)) => {
+            *slot.taken.borrow_mut() = Some(out.clone());
+            task_result(out)
+        }
+    }
+}
+
+async fn exec_stmt(it: &Rc<Interp>, st: &Stmt, label: &Rc<str>) -> Flow {
+    match st {
+        Stmt::Log { msg } => {
+            it.log(label, format!("log {msg}"));
+            Ok(None)
+        }
+        Stmt::Sleep { t } => {
+            asyncio::sleep(UNIT * *t).await.map_err(Exc::Cancelled)?;
+            Ok(None)
+        }
+        Stmt::Spawn { task, body } => {
+            let name: Rc<str> = Rc::from(&**task);
+            let t = asyncio::create_task(run_body(it.clone(), body.clone(), name.clone()));
+            t.set_name(&**task);
+            it.register(t.task_ref(), name);
+            let slot = Slot {
+                r: t.task_ref(),
+                task: RefCell::new(Some(t)),
+                taken: RefCell::new(None),
+            };
+            it.vars.borrow_mut().insert(task.clone(), Rc::new(slot));
+            Ok(None)
+        }
+        Stmt::Await { task, propagate } => {
+            let head = format!("await {task}");
+            let Some(slot) = it.slot(task, label, &head) else {
+                return Ok(None);
+            };
+            let r = wait_task(it, &slot, WaitKind::Await).await;
+            outcome(it, label, &head, r, *propagate)
+        }
+        Stmt::Cancel { task, msg } => {
+            let head = format!("cancel {task}");
+            if let Some(slot) = it.slot(task, label, &head) {
+                let r = match msg {
+                    None => slot.r.cancel(),
+                    Some(m) => slot.r.cancel_with(m.as_str()),
+                };
+                it.log(label, format!("{head} -> {}", boolean(r)));
+            }
+            Ok(None)
+        }
+        Stmt::State { task } => {
+            let head = format!("state {task}");
+            if let Some(slot) = it.slot(task, label, &head) {
+                let r = &slot.r;
+                it.log(
+                    label,
+                    format!(
+                        "{head} -> done={} cancelled={} cancelling={}",
+                        boolean(r.done()),
+                        boolean(r.cancelled()),
+                        r.cancelling()
+                    ),
+                );
+            }
+            Ok(None)
+        }
+        Stmt::WaitFor { task, t, propagate } => {
+            let head = format!("wait_for {task}");
+            let Some(slot) = it.slot(task, label, &head) else {
+                return Ok(None);
+            };
+            let r = wait_task(it, &slot, WaitKind::WaitFor(timeout_of(*t))).await;
+            outcome(it, label, &head, r, *propagate)
+        }
+        Stmt::ShieldWaitFor { task, t, propagate } => {
+            let head = format!("shield_wait_for {task}");
+            let Some(slot) = it.slot(task, label, &head) else {
+                return Ok(None);
+            };
+            let r = wait_task(it, &slot, WaitKind::ShieldWaitFor(timeout_of(*t))).await;
+            outcome(it, label, &head, r, *propagate)
+        }
+        Stmt::WaitForBody { body, t, propagate } => {
+            let sub: Rc<str> = Rc::from(format!("{label}>{body}"));
+            let fut = run_body(it.clone(), body.clone(), sub.clone());
+            let r = if *t == Some(0) {
+                // wait_for(coro, 0) wraps the coroutine in a task first (ensure_future).
+                let task = asyncio::create_task(fut);
+                it.register(task.task_ref(), sub);
+                asyncio::wait_for(task, Duration::ZERO)
+                    .await
+                    .map(|r| r.map_err(Exc::Cancelled).and_then(|o| o))
+            } else {
+                asyncio::wait_for(fut, timeout_of(*t)).await
+            };
+            let r = match r {
+                Err(te) => Err(Exc::Timeout(te)),
+                Ok(out) => task_result(out),
+            };
+            outcome(it, label, &format!("wait_for_body {body}"), r, *propagate)
+        }
+        Stmt::Timeout {
+            t,
+            block,
+            propagate,
+        } => {
+            let tm = asyncio::timeout(
+                timeout_of(*t),
+                exec_block(it.clone(), block.clone(), label.clone()),
+            );
+            let cm = tm.handle();
+            let r = tm.await;
+            let expired = boolean(cm.expired());
+            let r = match r {
+                Err(te) => Err(Exc::Timeout(te)),
+                Ok(flow) => flow,
+            };
+            match r {
+                Ok(ret) => {
+                    it.log(label, format!("timeout -> ok expired={expired}"));
+                    Ok(ret)
+                }
+                Err(e) => {
+                    it.log(
+                        label,
+                        format!("timeout -> {} expired={expired}", e.render()),
+                    );
+                    if *propagate || matches!(e, Exc::Cancelled(_)) {
+                        Err(e)
+                    } else {
+                        Ok(None)
+                    }
+                }
+            }
+        }
+        Stmt::Try {
+            block,
+            on_cancel,
+            reraise,
+        } => match exec_block(it.clone(), block.clone(), label.clone()).await {
+            Err(Exc::Cancelled(token)) => {
+                it.log(label, "try -> caught".into());
+                // The caught exception lives until the handler is done, as in Python.
+                let r = exec_block(it.clone(), on_cancel.clone(), label.clone()).await?;
+                if r.is_some() {
+                    return Ok(r);
+                }
+                if *reraise {
+                    Err(Exc::Cancelled(token))
+                } else {
+                    Ok(None)
+                }
+            }
+            other => other,
+        },
+        Stmt::Uncancel => {
+            let me = asyncio::current_task().expect("statements run in a task");
+            it.log(label, format!("uncancel -> {}", me.uncancel()));
+            Ok(None)
+        }
+        Stmt::Cancelling => {
+            let me = asyncio::current_task().expect("statements run in a task");
+            it.log(label, format!("cancelling -> {}", me.cancelling()));
+            Ok(None)
+        }
+        Stmt::Gather { .. } | Stmt::TaskGroup { .. } => {
+            it.unsupported(format!("{} (not in the crate yet; API-GAPS.md)", st.op()));
+            Err(Exc::Program("unsupported".into()))
+        }
+        Stmt::Raise { kind } => Err(Exc::Program(kind.clone())),
+        Stmt::Return { value } => Ok(Some(*value)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(program: &str) -> Vec<String> {
+        run(&Program::parse(program).unwrap())
+            .iter()
+            .map(Event::line)
+            .collect()
+    }
+
+    #[test]
+    fn groups_render_sorted() {
+        let g = Exc::Group(vec![
+            Exc::Program("E2".into()),
+            Exc::Timeout(TimeoutError),
+            Exc::Group(vec![Exc::Program("E1".into())]),
+            Exc::Program("E1".into()),
+        ]);
+        assert_eq!(
+            g.render(),
+            "group:[error:E1,error:E2,group:[error:E1],timeout]"
+        );
+    }
+
+    #[test]
+    fn runs_the_format_md_example() {
+        let t = trace(
+            r#"{"bodies":{"main":[{"op":"spawn","task":"t","body":"slow"},
+                {"op":"wait_for","task":"t","t":1},{"op":"state","task":"t"},
+                {"op":"await","task":"t"}],
+               "slow":[{"op":"sleep","t":2},{"op":"return","value":2}]}}"#,
+        );
+        assert_eq!(
+            t,
+            [
+                r#"[0,"main","start main"]"#,
+                r#"[0,"t","start slow"]"#,
+                r#"[1,"t","end -> cancelled"]"#,
+                r#"[1,"main","wait_for t -> timeout"]"#,
+                r#"[1,"main","state t -> done=true cancelled=true cancelling=1"]"#,
+                r#"[1,"main","await t -> cancelled"]"#,
+                r#"[1,"main","end -> cancelled"]"#,
+                r#"[1,"main","shutdown -> []"]"#,
+                r#"[1,"*","exit"]"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn unbound_variables_and_late_timers() {
+        let t = trace(
+            r#"{"bodies":{"main":[{"op":"await","task":"nope"},{"op":"spawn","task":"a","body":"A"},
+                {"op":"sleep","t":3}],
+               "A":[{"op":"try","block":[{"op":"sleep","t":5000}],"reraise":false},
+                {"op":"sleep","t":2000}]}}"#,
+        );
+        assert_eq!(t[1], r#"[0,"main","await nope -> unbound"]"#);
+        assert_eq!(t.last().unwrap(), r#"[3,"*","hang:time"]"#);
+    }
+}
