@@ -1,0 +1,212 @@
+//! `shield`: awaiting a task without passing cancellations on to it.
+
+mod common;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use asyncio::{
+    checkpoint, create_task, current_task, get_running_loop, shield, sleep, wait_for,
+    CancelledError, TimeoutError,
+};
+use common::*;
+
+// test_tasks: test_shield_result
+#[asyncio::test(virtual_time)]
+async fn shield_of_a_running_task_gives_its_result() {
+    let clock = Clock::start();
+    let mut inner = create_task(async {
+        sleep(secs(1)).await.unwrap();
+        42
+    });
+    assert_eq!(shield(&mut inner).await.unwrap(), 42);
+    assert_eq!(clock.elapsed(), secs(1));
+}
+
+// test_tasks: test_shield_shortcut
+#[asyncio::test(virtual_time)]
+async fn shield_of_a_finished_task_does_not_suspend() {
+    let log = log();
+    let mut inner = create_task(async { 42 });
+    checkpoint().await.unwrap();
+    assert!(inner.done());
+    let l = log.clone();
+    let _b = create_task(async move { push(&l, "b") });
+    let v = shield(&mut inner).await.unwrap();
+    push(&log, format!("main got {v}"));
+    checkpoint().await.unwrap();
+    assert_eq!(take(&log), ["main got 42", "b"]);
+}
+
+// test_tasks: test_shield_effect
+#[asyncio::test(virtual_time)]
+async fn cancelling_the_awaiter_leaves_the_shielded_task_running() {
+    let proof = Rc::new(Cell::new(0));
+    let p = proof.clone();
+    let mut outer = create_task(async move {
+        let p2 = p.clone();
+        let mut inner = create_task(async move {
+            sleep(secs(5)).await.unwrap();
+            p2.set(p2.get() + 1);
+        });
+        shield(&mut inner).await?;
+        p.set(p.get() + 100);
+        Ok::<_, CancelledError>(())
+    });
+    let clock = Clock::start();
+    checkpoint().await.unwrap();
+    outer.cancel();
+    assert!((&mut outer).await.is_err());
+    assert!(outer.cancelled());
+    assert_eq!(
+        clock.elapsed(),
+        secs(0),
+        "the awaiter got CancelledError at once"
+    );
+    assert_eq!(proof.get(), 0);
+    sleep(secs(5)).await.unwrap();
+    assert_eq!(proof.get(), 1);
+}
+
+// new (DESIGN §2, seed program 4): the shielded task survives and can be awaited afterwards
+#[asyncio::test(virtual_time)]
+async fn shielded_task_can_be_awaited_after_the_awaiter_was_cancelled() {
+    let clock = Clock::start();
+    let mut inner = create_task(async {
+        sleep(secs(15)).await.unwrap();
+        15
+    });
+    let me = current_task().unwrap();
+    let m = me.clone();
+    get_running_loop().unwrap().call_later(secs(5), move || {
+        m.cancel();
+    });
+    let r = shield(&mut inner).await;
+    assert!(r.is_err());
+    assert_eq!(clock.elapsed(), secs(5));
+    assert!(!inner.done() && !inner.cancelled());
+    assert_eq!(me.uncancel(), 0);
+    assert_eq!((&mut inner).await.unwrap(), 15);
+    assert_eq!(clock.elapsed(), secs(15));
+}
+
+// test_waitfor: test_shielded_timeout
+#[asyncio::test(virtual_time)]
+async fn wait_for_shield_times_out_without_cancelling_the_task() {
+    let clock = Clock::start();
+    let mut task = create_task(async {
+        sleep(ms(100)).await.unwrap();
+        "done"
+    });
+    let r = wait_for(shield(&mut task), ms(10)).await;
+    assert!(matches!(r, Err(TimeoutError)));
+    assert_eq!(clock.elapsed(), ms(10));
+    assert!(!task.done() && !task.cancelled());
+    assert_eq!((&mut task).await.unwrap(), "done");
+    assert_eq!(clock.elapsed(), ms(100));
+}
+
+// test_waitfor: test_zero_timeout
+#[asyncio::test(virtual_time)]
+async fn wait_for_shield_with_zero_timeout() {
+    let mut task = create_task(async {
+        sleep(ms(10)).await.unwrap();
+        "done"
+    });
+    let r = wait_for(shield(&mut task), Duration::ZERO).await;
+    assert!(matches!(r, Err(TimeoutError)));
+    assert!(!task.done() && !task.cancelled());
+    sleep(ms(100)).await.unwrap();
+    assert!(task.done() && !task.cancelled());
+    assert_eq!((&mut task).await.unwrap(), "done");
+}
+
+// test_waitfor: test_none_timeout
+#[asyncio::test(virtual_time)]
+async fn wait_for_shield_with_no_timeout() {
+    let clock = Clock::start();
+    let mut task = create_task(async {
+        sleep(ms(100)).await.unwrap();
+        "done"
+    });
+    let r = wait_for(shield(&mut task), None).await;
+    assert_eq!(r.unwrap().unwrap(), "done");
+    assert!(task.done());
+    assert_eq!(clock.elapsed(), ms(100));
+}
+
+// test_tasks: test_shield_cancel_inner
+#[asyncio::test(virtual_time)]
+async fn a_cancelled_inner_task_cancels_the_shield() {
+    let mut inner = create_task(async { sleep(secs(10)).await });
+    let i = inner.task_ref();
+    get_running_loop().unwrap().call_later(secs(1), move || {
+        i.cancel_with("inner");
+    });
+    let err = shield(&mut inner).await.unwrap_err();
+    assert_eq!(err.message(), Some("inner"));
+    assert!(inner.cancelled());
+}
+
+// test_tasks: test_shield_cancel_outer (the shield returns at once; nothing is left behind)
+#[asyncio::test(virtual_time)]
+async fn cancelling_the_shield_twice_and_awaiting_again() {
+    let mut inner = create_task(async {
+        sleep(secs(3)).await.unwrap();
+        3
+    });
+    let me = current_task().unwrap();
+    for _ in 0..2 {
+        let m = me.clone();
+        get_running_loop().unwrap().call_soon(move || {
+            m.cancel();
+        });
+        assert!(shield(&mut inner).await.is_err());
+        me.uncancel();
+    }
+    assert_eq!(shield(&mut inner).await.unwrap(), 3);
+}
+
+/// Two tasks finish in the same turn, `it1` first; X awaits `it1` (through a
+/// shield or directly), Y awaits `it2` directly. Returns the log.
+async fn race_shield_against_direct(use_shield: bool) -> Vec<String> {
+    let log = log();
+    let mut it1 = create_task(async {
+        sleep(ms(10)).await.unwrap();
+        1
+    });
+    let mut it2 = create_task(async {
+        sleep(ms(10)).await.unwrap();
+        2
+    });
+    let l = log.clone();
+    let _x = create_task(async move {
+        let v = if use_shield {
+            shield(&mut it1).await.unwrap()
+        } else {
+            (&mut it1).await.unwrap()
+        };
+        push(&l, format!("X got {v}"));
+    });
+    let l = log.clone();
+    let _y = create_task(async move {
+        let v = (&mut it2).await.unwrap();
+        push(&l, format!("Y got {v}"));
+    });
+    sleep(ms(50)).await.unwrap();
+    take(&log)
+}
+
+// new (DESIGN §3 "turn for turn"): a shield's awaiter resumes one turn after a direct awaiter
+#[asyncio::test(virtual_time)]
+async fn shield_awaiter_resumes_one_turn_after_a_direct_awaiter() {
+    assert_eq!(
+        race_shield_against_direct(true).await,
+        ["Y got 2", "X got 1"]
+    );
+    assert_eq!(
+        race_shield_against_direct(false).await,
+        ["X got 1", "Y got 2"]
+    );
+}
