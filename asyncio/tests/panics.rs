@@ -128,7 +128,7 @@ fn cancel_on_a_panicked_task_marks_it_retrieved() {
 
 // test_runners: test_asyncio_run_reports_hanging_tasks_errors
 #[test]
-#[ignore = "BUG: Runner::close cancels with cancel(), which marks the task retrieved, so a panic in its cleanup is never reported"]
+
 fn a_panic_during_shutdown_is_reported_once() {
     let (mut runner, reports) = vrunner_with_reports();
     let keep: Rc<RefCell<Option<Task<()>>>> = Rc::default();
@@ -159,7 +159,7 @@ fn a_panic_during_shutdown_is_reported_once() {
 
 // new (ASYNCIO-SEMANTICS §14): cancel() before the panic does not mark the later panic retrieved
 #[test]
-#[ignore = "BUG: cancel() on a pending task sets `retrieved` for good, so a panic in its cleanup is never reported"]
+
 fn a_panic_after_cancel_is_still_reported() {
     let (mut runner, reports) = vrunner_with_reports();
     let r = reports.clone();

@@ -121,7 +121,7 @@ async fn sleep_until_an_absolute_deadline() {
 
 // new (ASYNCIO-SEMANTICS §5): a deadline already past wakes on the next turn, after ready work
 #[asyncio::test(virtual_time)]
-#[ignore = "BUG: sleep_until(past) takes two loop turns (timer fires, then the task runs); asyncio's sleep(delay <= 0) yields exactly once"]
+
 async fn sleep_until_the_past_yields_once() {
     let log = log();
     let l = log.clone();

@@ -459,7 +459,7 @@ async fn uncancel_structured_block_pattern() {
 
 // test_tasks: test_uncancel_resets_must_cancel (the wake-up is already queued)
 #[asyncio::test(virtual_time)]
-#[ignore = "BUG: uncancel() to 0 does not withdraw a cancel delivered to a checkpoint whose wake-up is already queued (CPython clears _must_cancel)"]
+
 async fn uncancel_to_zero_withdraws_an_undelivered_request() {
     let log = log();
     let mut t = create_task(async {

@@ -112,6 +112,10 @@ struct Request {
     returned: Cell<bool>,
     /// Checkpoints holding it in an unreturned delivery.
     holders: Cell<u32>,
+    /// Made while the task was running or already woken: asyncio records
+    /// such a request as `_must_cancel`, which `uncancel()` reaching zero
+    /// withdraws (3.13) as long as the task has not resumed.
+    soft: bool,
 }
 
 struct Delivery {
@@ -291,6 +295,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
         msg: msg.clone(),
         returned: Cell::new(false),
         holders: Cell::new(0),
+        soft: task.header().is_awake(),
     });
     let mut new_token: Option<Token> = None;
     let mut to_wake: Vec<Waker> = Vec::new();
@@ -358,6 +363,30 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
     state.delivering.set(false);
     for w in to_wake {
         w.wake();
+    }
+}
+
+/// `uncancel()` brought the count to zero: withdraw the requests that
+/// asyncio would still hold as `_must_cancel` (see `Request::soft`).
+pub(crate) fn withdraw_soft(task: &TaskRef) {
+    let state = task.cancel_state();
+    let mut inflight = state.inflight.borrow_mut();
+    for (_, entry) in inflight.iter_mut() {
+        let Some(d) = &mut entry.delivery else {
+            continue;
+        };
+        if d.forwarded {
+            continue;
+        }
+        d.requests.retain(|r| {
+            if r.soft {
+                r.holders.set(r.holders.get() - 1);
+            }
+            !r.soft
+        });
+        if d.requests.is_empty() {
+            entry.delivery = None;
+        }
     }
 }
 
@@ -529,6 +558,7 @@ impl Checkpoint {
                     msg: None,
                     returned: Cell::new(false),
                     holders: Cell::new(1),
+                    soft: false,
                 }));
             }
             cur = node.parent();
@@ -539,6 +569,7 @@ impl Checkpoint {
                 msg,
                 returned: Cell::new(false),
                 holders: Cell::new(1),
+                soft: false,
             }));
         }
         if taken.is_empty() {

@@ -145,7 +145,7 @@ impl Runner {
             lp.run_until_or_idle(|| pending.iter().all(|t| t.done()));
         }));
         for t in &pending {
-            if let Some(msg) = t.panic_message_if_unretrieved() {
+            if let Some(msg) = t.take_unretrieved_panic() {
                 self.lp.report(
                     format!("unhandled panic during asyncio.run() shutdown: {msg}"),
                     Some(t),

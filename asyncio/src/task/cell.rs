@@ -70,6 +70,13 @@ impl Header {
     pub(crate) fn is_running(&self) -> bool {
         self.running.get()
     }
+
+    /// Running or already woken: asyncio would record a cancel request as
+    /// `_must_cancel` (withdrawable by `uncancel`) rather than cancel the
+    /// awaited future.
+    pub(crate) fn is_awake(&self) -> bool {
+        self.running.get() || self.wake.is_queued()
+    }
 }
 
 enum Stage<F: Future> {
@@ -158,6 +165,11 @@ impl<F: Future + 'static> TaskCell<F> {
             }
         };
         let panicked = matches!(end, End::Panicked(..));
+        if panicked {
+            // A new panic is a new error to retrieve, whatever happened to
+            // an earlier `cancel()` (asyncio re-arms the flag the same way).
+            h.retrieved.set(false);
+        }
         *h.end.borrow_mut() = end;
         h.cancel.clear();
         h.wake.mark_done();

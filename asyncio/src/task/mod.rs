@@ -57,7 +57,7 @@ pub(crate) enum Outcome<T> {
 pub struct TaskRef(pub(crate) Rc<dyn TaskObj>);
 
 impl TaskRef {
-    fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header {
         self.0.header()
     }
 
@@ -141,7 +141,11 @@ impl TaskRef {
     /// 3.13's `Task.uncancel()`): reaching zero also withdraws a request
     /// that was not delivered yet.
     pub fn uncancel(&self) -> u32 {
-        self.cancel_state().uncancel()
+        let n = self.cancel_state().uncancel();
+        if n == 0 {
+            crate::cancel::scope::withdraw_soft(self);
+        }
+        n
     }
 
     /// Drops the task's future at once and ends it cancelled, for code that
@@ -195,8 +199,10 @@ impl TaskRef {
         }
     }
 
-    pub(crate) fn panic_message_if_unretrieved(&self) -> Option<String> {
-        if self.header().retrieved.get() {
+    /// The panic message if nobody retrieved the panic yet; marks it
+    /// retrieved (it is being reported).
+    pub(crate) fn take_unretrieved_panic(&self) -> Option<String> {
+        if self.header().retrieved.replace(true) {
             None
         } else {
             self.panic_message()

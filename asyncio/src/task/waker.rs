@@ -40,6 +40,11 @@ impl WakeHandle {
             .compare_exchange(QUEUED, IDLE, Ordering::AcqRel, Ordering::Acquire);
     }
 
+    /// Whether the task sits in the ready queue (woken, not yet stepped).
+    pub(crate) fn is_queued(&self) -> bool {
+        self.state.load(Ordering::Acquire) == QUEUED
+    }
+
     /// The task is done: later wakes do nothing.
     pub(crate) fn mark_done(&self) {
         self.state.store(DONE, Ordering::Release);

@@ -44,7 +44,7 @@ pub fn sleep(delay: Duration) -> Sleep {
 
 /// Suspends the current task until the loop's clock reaches `deadline`
 /// (see [`EventLoop::time`](crate::EventLoop::time)). A deadline already
-/// past fires on the next turn.
+/// past (or now) yields exactly one turn, like `sleep(Duration::ZERO)`.
 ///
 /// # Cancellation
 /// As [`sleep`].
@@ -98,16 +98,18 @@ impl Future for Sleep {
         match &this.state {
             State::Init => {
                 let lp = context::expect_loop("asyncio::sleep()");
+                let now = lp.now();
                 let deadline = match this.target {
-                    Target::Delay(d) if d.is_zero() => {
-                        this.state = State::Yielded;
-                        this.cp.suspend(cx, None);
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                    Target::Delay(d) => lp.now() + d,
+                    Target::Delay(d) => now + d,
                     Target::Until(t) => t,
                 };
+                if deadline <= now {
+                    // asyncio's sleep(delay <= 0): one bare yield.
+                    this.state = State::Yielded;
+                    this.cp.suspend(cx, None);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 let key = lp.arm(deadline, TimerAction::Wake(cx.waker().clone()));
                 this.state = State::Armed(std::rc::Rc::downgrade(&lp), key);
                 this.cp.suspend(cx, None);
