@@ -162,10 +162,10 @@
 //!   arbitrary `T`, and an `Err` is just a value to the runtime.
 //! - **Panics are exceptions with no type**: awaiting a task that panicked
 //!   panics in the awaiter with the same payload.
-//! - **`wait_for` with a zero timeout on a plain future** polls it once (it
-//!   may finish without suspending); asyncio wraps a coroutine in a new task
-//!   and cancels it before it starts. For asyncio's exact behaviour, pass a
-//!   task: `wait_for(create_task(fut), Duration::ZERO)`.
+//! - **`wait_for(plain_future, Duration::ZERO)`** never polls the future and
+//!   reports `TimeoutError` three turns later, as asyncio does for a
+//!   coroutine; a cancellation of the caller during those turns is delivered
+//!   at its next await point rather than out of the `wait_for`.
 //! - **Closing never hangs on a task that cannot see its cancellation** (one
 //!   blocked in a foreign future that is not a checkpoint): once the loop is
 //!   idle, such a task is reported and dropped.
@@ -182,12 +182,13 @@ mod util;
 pub use asyncio_macros::{main, test};
 pub use cancel::{
     cancellable, checkpoint, shield, CancelRecord, Cancellable, CancelledError, Shield,
+    ShieldFuture,
 };
 pub use runtime::{
     get_running_loop, run, EventLoop, ExceptionContext, Handle, NoRunningLoop, Runner,
     RunnerBuilder, TimerHandle,
 };
-pub use task::{all_tasks, create_task, current_task, Join, Task, TaskRef, Wait};
+pub use task::{all_tasks, create_task, current_task, Join, Task, TaskRef, Wait, WaitFuture};
 pub use time::{
     sleep, sleep_until, timeout, timeout_at, wait_for, InvalidStateError, Sleep, Timeout,
     TimeoutError, TimeoutHandle,

@@ -203,7 +203,9 @@ async fn shield_reraises_the_tasks_panic() {
         sleep(secs(1)).await.unwrap();
         panic!("expected");
     });
-    let r = AssertUnwindSafe(shield(&mut inner)).catch_unwind().await;
+    let r = AssertUnwindSafe(shield(&mut inner).into_future())
+        .catch_unwind()
+        .await;
     assert_eq!(panic_text(&*r.unwrap_err()), "expected");
     assert!(inner.panicked());
 }

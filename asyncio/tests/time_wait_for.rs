@@ -233,7 +233,7 @@ async fn zero_timeout_on_an_unstarted_task_never_runs_it() {
 
 // test_waitfor: test_wait_for_timeout_less_then_0_or_0_coroutine_do_not_started (a plain future)
 #[asyncio::test(virtual_time)]
-#[ignore = "BUG: wait_for(fut, 0) polls a plain future once and returns its output; CPython/DESIGN §4 cancel it before it runs a line"]
+
 async fn zero_timeout_on_a_plain_future_never_runs_it() {
     let started = Rc::new(Cell::new(false));
     let s = started.clone();

@@ -86,8 +86,10 @@ impl CancelledError {
     /// Raises a cancellation by hand, like Python's `raise CancelledError()`.
     ///
     /// Inside a task the new error counts as a cancellation of that task: if
-    /// it propagates out of the task's future, the task ends cancelled.
-    /// Outside a task it is an inert record.
+    /// it propagates out of the task's future, the task ends cancelled —
+    /// unless it leaves an expiring `timeout`/`wait_for` first, which turns
+    /// it into `TimeoutError`, as asyncio does. Outside a task it is an inert
+    /// record.
     pub fn new() -> CancelledError {
         CancelledError::with_message_opt(None)
     }
@@ -98,7 +100,7 @@ impl CancelledError {
     }
 
     fn with_message_opt(msg: Option<Arc<str>>) -> CancelledError {
-        match crate::task::current_header_token(msg.clone()) {
+        match crate::task::current_raised_token(msg.clone()) {
             Some(token) => CancelledError::from_token(token),
             None => CancelledError { token: None, msg },
         }

@@ -55,6 +55,8 @@ pub(crate) struct ScopeNode {
     /// awaited task once; later requests are not (asyncio waits on a
     /// private future there).
     zero: Cell<bool>,
+    /// The scope's own request is out (a timeout past its deadline).
+    expiring: Cell<bool>,
 }
 
 impl ScopeNode {
@@ -64,7 +66,12 @@ impl ScopeNode {
             pending: Cell::new(false),
             tokens: RefCell::new(Vec::new()),
             zero: Cell::new(false),
+            expiring: Cell::new(false),
         })
+    }
+
+    pub(crate) fn set_expiring(&self, on: bool) {
+        self.expiring.set(on);
     }
 
     pub(crate) fn set_zero(&self) {
@@ -249,6 +256,23 @@ impl CancelState {
         book_push(&self.root_tokens, &token);
         book_push(&self.all_tokens, &token);
         token
+    }
+
+    /// A token for a `CancelledError` raised by hand: it stands for the
+    /// innermost expiring scope's request if there is one (asyncio converts
+    /// any `CancelledError` leaving an expiring timeout), else for the task.
+    pub(crate) fn raised_token(&self, msg: Option<Arc<str>>) -> Token {
+        let mut cur = self.scope.borrow().clone();
+        while let Some(node) = cur {
+            if node.expiring.get() {
+                let token = TokenInner::new(msg);
+                book_push(&node.tokens, &token);
+                book_push(&self.all_tokens, &token);
+                return token;
+            }
+            cur = node.parent();
+        }
+        self.root_token(msg)
     }
 
     /// The book of tokens carrying requests aimed at `scope`.

@@ -32,16 +32,35 @@ use crate::task::{join::outcome_to_result, Task};
 /// # Cancellation
 /// Cancelling the shield leaves the task untouched and its output in it.
 pub fn shield<T: 'static>(task: &mut Task<T>) -> Shield<'_, T> {
-    Shield {
-        task,
-        cp: Checkpoint::new(),
-        waited: false,
-        relayed: false,
+    Shield { task }
+}
+
+/// What [`shield`] returns: await it (it is `IntoFuture`), or pass it to
+/// [`wait_for`](crate::wait_for), which then applies asyncio's rules for a
+/// task to it (a zero timeout on a finished task gives its output). Call
+/// `.into_future()` for a [`ShieldFuture`] where a `Future` is required
+/// (`join!`, `select!`).
+pub struct Shield<'a, T> {
+    task: &'a mut Task<T>,
+}
+
+impl<'a, T: 'static> std::future::IntoFuture for Shield<'a, T> {
+    type Output = Result<T, CancelledError>;
+    type IntoFuture = ShieldFuture<'a, T>;
+
+    fn into_future(self) -> ShieldFuture<'a, T> {
+        crate::time::mark_task_like();
+        ShieldFuture {
+            task: self.task,
+            cp: Checkpoint::new(),
+            waited: false,
+            relayed: false,
+        }
     }
 }
 
-/// The future returned by [`shield`].
-pub struct Shield<'a, T> {
+/// The future of a [`Shield`].
+pub struct ShieldFuture<'a, T> {
     task: &'a mut Task<T>,
     cp: Checkpoint,
     /// The task was not done at the first poll.
@@ -50,7 +69,7 @@ pub struct Shield<'a, T> {
     relayed: bool,
 }
 
-impl<T: 'static> Future for Shield<'_, T> {
+impl<T: 'static> Future for ShieldFuture<'_, T> {
     type Output = Result<T, CancelledError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

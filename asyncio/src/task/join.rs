@@ -31,6 +31,7 @@ pub struct Join<'a, T> {
 
 impl<T: 'static> Join<'static, T> {
     pub(crate) fn owned(task: Task<T>) -> Self {
+        crate::time::mark_task_like();
         Join {
             task: Handle::Owned(task),
             cp: Checkpoint::new(),
@@ -40,6 +41,7 @@ impl<T: 'static> Join<'static, T> {
 
 impl<'a, T: 'static> Join<'a, T> {
     pub(crate) fn borrowed(task: &'a mut Task<T>) -> Self {
+        crate::time::mark_task_like();
         Join {
             task: Handle::Borrowed(task),
             cp: Checkpoint::new(),
@@ -121,26 +123,42 @@ impl<T: 'static> Future for Join<'_, T> {
     }
 }
 
-/// The future of [`TaskRef::wait`]: waits for a task through a shared,
-/// type-erased handle, so any number of awaiters can wait for one task.
-///
-/// # Cancellation
-/// As [`Join`]: a cancellation of the waiter is forwarded to the task.
+/// What [`TaskRef::wait`] returns: await it (it is `IntoFuture`), or pass
+/// it to [`wait_for`](crate::wait_for), which then applies asyncio's rules
+/// for a task. Any number of awaiters can wait for one task this way.
 pub struct Wait {
     task: TaskRef,
-    cp: Checkpoint,
 }
 
 impl Wait {
     pub(crate) fn new(task: TaskRef) -> Wait {
-        Wait {
-            task,
+        Wait { task }
+    }
+}
+
+impl std::future::IntoFuture for Wait {
+    type Output = Result<(), CancelledError>;
+    type IntoFuture = WaitFuture;
+
+    fn into_future(self) -> WaitFuture {
+        crate::time::mark_task_like();
+        WaitFuture {
+            task: self.task,
             cp: Checkpoint::new(),
         }
     }
 }
 
-impl Future for Wait {
+/// The future of a [`Wait`].
+///
+/// # Cancellation
+/// As [`Join`]: a cancellation of the waiter is forwarded to the task.
+pub struct WaitFuture {
+    task: TaskRef,
+    cp: Checkpoint,
+}
+
+impl Future for WaitFuture {
     type Output = Result<(), CancelledError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -20,7 +20,7 @@ use crate::cancel::error::Token;
 use crate::cancel::scope::{deliver, CancelState};
 use crate::runtime::{context, Loop};
 use cell::{End, Header};
-pub use join::{Join, Wait};
+pub use join::{Join, Wait, WaitFuture};
 
 /// The type-erased side of a task cell.
 pub(crate) trait TaskObj {
@@ -363,4 +363,9 @@ pub fn all_tasks() -> Vec<TaskRef> {
 /// A token counted against the current task's root scope, if inside a task.
 pub(crate) fn current_header_token(msg: Option<Arc<str>>) -> Option<Token> {
     current_task_obj().map(|t| t.cancel_state().root_token(msg))
+}
+
+/// A token for a `CancelledError` raised by hand in the current task.
+pub(crate) fn current_raised_token(msg: Option<Arc<str>>) -> Option<Token> {
+    current_task_obj().map(|t| t.cancel_state().raised_token(msg))
 }

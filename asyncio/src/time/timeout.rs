@@ -116,6 +116,7 @@ impl Inner {
         }
         self.armed.borrow_mut().take();
         self.state.set(TState::Expiring);
+        self.scope.set_expiring(true);
         let task = self.task.borrow().clone();
         if let Some(task) = task {
             task.cancel_state().add_request();
@@ -150,6 +151,7 @@ impl Inner {
     fn exit(&self, task: &TaskRef) -> bool {
         self.disarm();
         self.scope.set_pending(false);
+        self.scope.set_expiring(false);
         if self.state.get() == TState::Expiring {
             self.state.set(TState::Expired);
             if !self.zero {
@@ -163,6 +165,24 @@ impl Inner {
     }
 }
 
+thread_local! {
+    /// Set by the `IntoFuture` conversions of the task-like awaitables
+    /// (`Task`, `&mut Task`, `shield(..)`, `TaskRef::wait()`), read by
+    /// `wait_for` around its own conversion: how it tells, without polling,
+    /// a task from a plain future (asyncio's coroutine).
+    static TASK_LIKE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the awaitable being converted as task-like (see `TASK_LIKE`).
+pub(crate) fn mark_task_like() {
+    TASK_LIKE.with(|f| f.set(true));
+}
+
+/// The turns asyncio's `wait_for(coro, 0)` takes: the wrapping task is
+/// cancelled at its first step, its done-callback releases a waiter, and
+/// the waiter wakes the caller.
+const NEVER_STARTED_TURNS: u8 = 3;
+
 pin_project_lite::pin_project! {
     /// The future of [`timeout`], [`timeout_at`] and [`wait_for`]: the
     /// inner future's output, or [`TimeoutError`].
@@ -170,6 +190,9 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: F,
         inner: Rc<Inner>,
+        // `wait_for(plain_future, 0)`: the future is never polled; turns
+        // left before the TimeoutError.
+        never_started: Option<u8>,
     }
 
     impl<F> PinnedDrop for Timeout<F> {
@@ -183,6 +206,7 @@ pin_project_lite::pin_project! {
                 TState::Expiring => {
                     inner.disarm();
                     inner.scope.set_pending(false);
+                    inner.scope.set_expiring(false);
                     inner.state.set(TState::Expired);
                     if !inner.zero {
                         if let Some(task) = inner.task.borrow().as_ref() {
@@ -211,6 +235,14 @@ impl<F: Future> Future for Timeout<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if let Some(turns) = this.never_started {
+            if *turns == 0 {
+                return Poll::Ready(Err(TimeoutError));
+            }
+            *turns -= 1;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let inner = this.inner;
         let task = match inner.state.get() {
             TState::Created => inner.enter(),
@@ -338,6 +370,7 @@ pub fn timeout<F: Future>(delay: impl Into<Option<Duration>>, fut: F) -> Timeout
     Timeout {
         fut,
         inner: Inner::new(deadline, false),
+        never_started: None,
     }
 }
 
@@ -346,6 +379,7 @@ pub fn timeout_at<F: Future>(deadline: impl Into<Option<Instant>>, fut: F) -> Ti
     Timeout {
         fut,
         inner: Inner::new(Deadline::At(deadline.into()), false),
+        never_started: None,
     }
 }
 
@@ -357,10 +391,13 @@ pub fn timeout_at<F: Future>(deadline: impl Into<Option<Instant>>, fut: F) -> Ti
 /// output if it swallowed the cancellation. Awaiting a task inside
 /// (`wait_for(&mut task, d)`) forwards the cancellation to that task.
 ///
-/// A zero timeout is asyncio's special case: a task that is already done
-/// gives its output; otherwise the work is cancelled at once (a task is
-/// cancelled and awaited) and `Err(TimeoutError)` is returned if it ended
-/// cancelled. A plain future gets one poll to finish without suspending.
+/// A zero timeout is asyncio's special case. For a task (`task`,
+/// `&mut task`, [`shield`](crate::shield)`(..)`, [`TaskRef::wait`]
+/// (crate::TaskRef::wait)): one that is already done gives its output;
+/// otherwise it is cancelled and awaited, and `Err(TimeoutError)` is
+/// returned if it ended cancelled. A plain future is, like a coroutine in
+/// asyncio, cancelled before it runs a line: it is never polled, and the
+/// result is `Err(TimeoutError)`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -380,8 +417,12 @@ pub fn wait_for<F: std::future::IntoFuture>(
 ) -> Timeout<F::IntoFuture> {
     let timeout = timeout.into();
     let zero = timeout.is_some_and(|d| d.is_zero());
+    TASK_LIKE.with(|f| f.set(false));
+    let fut = fut.into_future();
+    let task_like = TASK_LIKE.with(|f| f.replace(false));
     Timeout {
-        fut: fut.into_future(),
+        fut,
         inner: Inner::new(Deadline::Lazy(timeout), zero),
+        never_started: (zero && !task_like).then_some(NEVER_STARTED_TURNS),
     }
 }
