@@ -123,7 +123,8 @@
 //! |---|---|
 //! | `asyncio.run(main())` | [`run`]`(main())`, `#[asyncio::main]` |
 //! | `asyncio.Runner` | [`Runner`] (with [`RunnerBuilder::virtual_time`]) |
-//! | `asyncio.create_task(coro, name=…)` | [`create_task`]`(fut)`, then [`TaskRef::set_name`] |
+//! | `asyncio.create_task(coro, name=…)` | [`create_task`]`(fut)`, [`Task::builder`]`().name(…).spawn(fut)` |
+//! | eager tasks (3.12 `eager_task_factory`) | [`Task::builder`]`().eager_start(true).spawn(fut)` |
 //! | `await task` | `task.await` / `(&mut task).await` → `Result<T, CancelledError>` |
 //! | several awaiters of one task | [`TaskRef::wait`] |
 //! | `task.cancel(msg)` | [`TaskRef::cancel`], [`TaskRef::cancel_with`] |
@@ -188,7 +189,10 @@ pub use runtime::{
     get_running_loop, run, EventLoop, ExceptionContext, Handle, NoRunningLoop, Runner,
     RunnerBuilder, TimerHandle,
 };
-pub use task::{all_tasks, create_task, current_task, Join, Task, TaskRef, Wait, WaitFuture};
+pub use task::{
+    all_tasks, create_task, current_task, Join, Task, TaskBuilder, TaskRef, Wait,
+    WaitFuture,
+};
 pub use time::{
     sleep, sleep_until, timeout, timeout_at, wait_for, InvalidStateError, Sleep, Timeout,
     TimeoutError, TimeoutHandle,

@@ -152,6 +152,21 @@ impl Loop {
     where
         F: Future + 'static,
     {
+        self.spawn_with(fut, None, false)
+    }
+
+    /// [`Loop::spawn`] with a name, and optionally an eager first step: run
+    /// synchronously now, up to the task's first suspension (3.12's eager
+    /// tasks); the caller is the current task again afterwards.
+    pub(crate) fn spawn_with<F>(
+        self: &Rc<Self>,
+        fut: F,
+        name: Option<String>,
+        eager: bool,
+    ) -> Rc<crate::task::cell::TaskCell<F>>
+    where
+        F: Future + 'static,
+    {
         let gen = self.next_gen.get().wrapping_add(1);
         self.next_gen.set(gen);
         let slot = self.tasks.borrow().peek_next();
@@ -161,9 +176,16 @@ impl Loop {
         };
         let cell = crate::task::cell::TaskCell::new(fut, key, self);
         let obj: Rc<dyn TaskObj> = cell.clone();
-        let got = self.tasks.borrow_mut().insert((gen, TaskRef(obj)));
+        if name.is_some() {
+            *obj.header().name.borrow_mut() = name;
+        }
+        let got = self.tasks.borrow_mut().insert((gen, TaskRef(obj.clone())));
         debug_assert_eq!(got, slot);
-        self.ready.borrow_mut().push_back(Ready::Task(key));
+        if eager {
+            obj.run(self);
+        } else {
+            self.ready.borrow_mut().push_back(Ready::Task(key));
+        }
         cell
     }
 

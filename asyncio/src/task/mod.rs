@@ -344,6 +344,69 @@ where
     Task::from_cell(context::expect_loop("asyncio::create_task()").spawn(fut))
 }
 
+/// Options for a new task: a name and eager start. From [`Task::builder`].
+///
+/// ```
+/// asyncio::run(async {
+///     let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+///     let l = log.clone();
+///     let task = asyncio::Task::builder()
+///         .name("worker")
+///         .eager_start(true)
+///         .spawn(async move {
+///             l.borrow_mut().push("child runs first");
+///             asyncio::sleep(std::time::Duration::ZERO).await.unwrap();
+///             l.borrow_mut().push("child resumes");
+///         });
+///     log.borrow_mut().push("parent");
+///     assert_eq!(task.name(), "worker");
+///     task.await.unwrap();
+///     assert_eq!(*log.borrow(), ["child runs first", "parent", "child resumes"]);
+/// });
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct TaskBuilder {
+    name: Option<String>,
+    eager: bool,
+}
+
+impl TaskBuilder {
+    /// The task's name (instead of `Task-N`), like `create_task(coro, name=...)`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Runs the task's first step synchronously inside [`TaskBuilder::spawn`],
+    /// up to its first suspension, as Python 3.12's eager tasks do: code
+    /// before the first await runs before the caller's next statement, and
+    /// a task that finishes without suspending is done when `spawn` returns
+    /// (it is never scheduled).
+    pub fn eager_start(mut self, eager: bool) -> Self {
+        self.eager = eager;
+        self
+    }
+
+    /// Creates the task on the running loop.
+    ///
+    /// # Panics
+    /// When no loop is running on this thread.
+    pub fn spawn<F>(self, fut: F) -> Task<F::Output>
+    where
+        F: Future + 'static,
+    {
+        let lp = context::expect_loop("asyncio::Task::builder().spawn()");
+        Task::from_cell(lp.spawn_with(fut, self.name, self.eager))
+    }
+}
+
+impl Task<()> {
+    /// Options for a new task: name, eager start.
+    pub fn builder() -> TaskBuilder {
+        TaskBuilder::default()
+    }
+}
+
 /// The task running right now, or `None` outside a task (in a plain
 /// callback, or with no running loop).
 pub fn current_task() -> Option<TaskRef> {
