@@ -37,7 +37,7 @@
 //!
 //! All of this state is touched only on the loop's thread.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
@@ -145,7 +145,19 @@ pub(crate) struct Inflight {
     scope: ScopeRef,
     waker: Waker,
     forward: Option<TaskRef>,
-    delivery: Option<Delivery>,
+    /// Boxed: rare, and it keeps every suspended checkpoint's entry small.
+    delivery: Option<Box<Delivery>>,
+}
+
+/// What a task keeps once it has been cancelled at least once.
+#[derive(Default)]
+struct RootBooks {
+    /// Tokens carrying a request aimed at the task itself.
+    root_tokens: Book,
+    /// Every token delivered or raised in the task.
+    all_tokens: Book,
+    /// The message of the pending root request.
+    pending_msg: RefCell<Option<Arc<str>>>,
 }
 
 /// The cancellation half of a task header.
@@ -153,11 +165,11 @@ pub(crate) struct CancelState {
     /// `cancelling()`: requests made and not taken back.
     count: Cell<u32>,
     /// A request on the root scope that no checkpoint has taken yet
-    /// (asyncio's `_must_cancel`), with its message.
-    pending: RefCell<Option<Option<Arc<str>>>>,
+    /// (asyncio's `_must_cancel`); its message is in `books`.
+    pending: Cell<bool>,
     inflight: RefCell<Slab<Inflight>>,
-    root_tokens: Book,
-    all_tokens: Book,
+    /// Allocated at the task's first cancellation: most tasks never need it.
+    books: OnceCell<Box<RootBooks>>,
     /// The innermost scope being polled right now.
     pub(crate) scope: RefCell<ScopeRef>,
     /// Re-entrancy guard for forwarding cycles (a awaits b awaits a).
@@ -203,10 +215,9 @@ impl CancelState {
     pub(crate) fn new() -> CancelState {
         CancelState {
             count: Cell::new(0),
-            pending: RefCell::new(None),
+            pending: Cell::new(false),
             inflight: RefCell::new(Slab::new()),
-            root_tokens: RefCell::new(Vec::new()),
-            all_tokens: RefCell::new(Vec::new()),
+            books: OnceCell::new(),
             scope: RefCell::new(None),
             delivering: Cell::new(false),
         }
@@ -226,25 +237,40 @@ impl CancelState {
         let n = self.count.get().saturating_sub(1);
         self.count.set(n);
         if n == 0 {
-            self.pending.borrow_mut().take();
+            self.take_pending();
         }
         n
     }
 
+    fn books(&self) -> &RootBooks {
+        self.books.get_or_init(Box::default)
+    }
+
+    /// Takes the pending root request, if any, with its message.
+    fn take_pending(&self) -> Option<Option<Arc<str>>> {
+        if !self.pending.replace(false) {
+            return None;
+        }
+        Some(self.books.get().and_then(|b| b.pending_msg.take()))
+    }
+
     /// Whether a root request is waiting for a checkpoint.
     pub(crate) fn root_pending(&self) -> bool {
-        self.pending.borrow().is_some()
+        self.pending.get()
     }
 
     /// The message of the pending root request, if any.
     pub(crate) fn pending_message(&self) -> Option<Arc<str>> {
-        self.pending.borrow().clone().flatten()
+        if !self.pending.get() {
+            return None;
+        }
+        self.books.get().and_then(|b| b.pending_msg.borrow().clone())
     }
 
     /// The message of a live token of this task, if any is live: the task's
     /// future completed while still being cancelled.
     pub(crate) fn live_cancellation(&self) -> Option<Option<Arc<str>>> {
-        book_live(&self.all_tokens)
+        book_live(&self.books.get()?.all_tokens)
             .first()
             .map(|t| t.message().cloned())
     }
@@ -253,8 +279,9 @@ impl CancelState {
     /// task, or a `CancelledError` raised by hand).
     pub(crate) fn root_token(&self, msg: Option<Arc<str>>) -> Token {
         let token = TokenInner::new(msg);
-        book_push(&self.root_tokens, &token);
-        book_push(&self.all_tokens, &token);
+        let books = self.books();
+        book_push(&books.root_tokens, &token);
+        book_push(&books.all_tokens, &token);
         token
     }
 
@@ -267,7 +294,7 @@ impl CancelState {
             if node.expiring.get() {
                 let token = TokenInner::new(msg);
                 book_push(&node.tokens, &token);
-                book_push(&self.all_tokens, &token);
+                book_push(&self.books().all_tokens, &token);
                 return token;
             }
             cur = node.parent();
@@ -278,7 +305,7 @@ impl CancelState {
     /// The book of tokens carrying requests aimed at `scope`.
     fn book<'a>(&'a self, scope: &'a ScopeRef) -> &'a Book {
         match scope {
-            None => &self.root_tokens,
+            None => &self.books().root_tokens,
             Some(node) => &node.tokens,
         }
     }
@@ -286,9 +313,8 @@ impl CancelState {
     fn set_pending(&self, scope: &ScopeRef, msg: Option<Arc<str>>) {
         match scope {
             None => {
-                let mut p = self.pending.borrow_mut();
-                if p.is_none() {
-                    *p = Some(msg);
+                if !self.pending.replace(true) && msg.is_some() {
+                    *self.books().pending_msg.borrow_mut() = msg;
                 }
             }
             Some(node) => node.pending.set(true),
@@ -299,7 +325,7 @@ impl CancelState {
     pub(crate) fn clear(&self) {
         let entries = self.inflight.borrow_mut().drain();
         drop(entries);
-        self.pending.borrow_mut().take();
+        self.take_pending();
         self.scope.borrow_mut().take();
     }
 }
@@ -348,13 +374,13 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                     let token = new_token
                         .get_or_insert_with(|| TokenInner::new(msg.clone()))
                         .clone();
-                    entry.delivery = Some(Delivery {
+                    entry.delivery = Some(Box::new(Delivery {
                         token,
                         requests: vec![req.clone()],
                         forwarded: false,
                         zero: false,
                         relayed: false,
-                    });
+                    }));
                 }
             }
             match (&entry.forward, forward) {
@@ -365,7 +391,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
     }
     if let Some(token) = &new_token {
         book_push(state.book(&scope), token);
-        book_push(&state.all_tokens, token);
+        book_push(&state.books().all_tokens, token);
     }
     if req.holders.get() == 0 {
         state.set_pending(&scope, msg);
@@ -501,7 +527,7 @@ impl Checkpoint {
         }
         let (task, key) = self.reg.take().expect("checked above");
         let entry = task.cancel_state().inflight.borrow_mut().remove(key)?;
-        let d = entry.delivery.expect("checked above");
+        let d = *entry.delivery.expect("checked above");
         for r in &d.requests {
             r.returned.set(true);
             r.holders.set(r.holders.get() - 1);
@@ -587,7 +613,7 @@ impl Checkpoint {
             }
             cur = node.parent();
         }
-        if let Some(msg) = state.pending.borrow_mut().take() {
+        if let Some(msg) = state.take_pending() {
             taken.push(Rc::new(Request {
                 scope: None,
                 msg,
@@ -604,19 +630,19 @@ impl Checkpoint {
         for r in &taken {
             book_push(state.book(&r.scope), &token);
         }
-        book_push(&state.all_tokens, &token);
+        book_push(&state.books().all_tokens, &token);
         let zero = taken
             .iter()
             .any(|r| r.scope.as_ref().is_some_and(|n| n.zero.get()));
         let accepted = forward.is_some_and(|t| t.cancel_inner(msg));
         if let Some(entry) = state.inflight.borrow_mut().get_mut(key) {
-            entry.delivery = Some(Delivery {
+            entry.delivery = Some(Box::new(Delivery {
                 token,
                 requests: taken,
                 forwarded: accepted,
                 zero,
                 relayed: false,
-            });
+            }));
         }
         if !accepted {
             cx.waker().wake_by_ref();
@@ -671,7 +697,10 @@ pub(crate) fn scope_converts(task: &TaskRef, node: &Rc<ScopeNode>) -> bool {
         loop {
             let enclosing = match &cur {
                 Some(n) => book_has(&n.tokens, token),
-                None => book_has(&state.root_tokens, token),
+                None => state
+                    .books
+                    .get()
+                    .is_some_and(|b| book_has(&b.root_tokens, token)),
             };
             if enclosing {
                 return false;

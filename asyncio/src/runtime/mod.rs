@@ -177,7 +177,7 @@ impl Loop {
         let cell = crate::task::cell::TaskCell::new(fut, key, self);
         let obj: Rc<dyn TaskObj> = cell.clone();
         if name.is_some() {
-            *obj.header().name.borrow_mut() = name;
+            *obj.header().extras().name.borrow_mut() = name;
         }
         let got = self.tasks.borrow_mut().insert((gen, TaskRef(obj.clone())));
         debug_assert_eq!(got, slot);

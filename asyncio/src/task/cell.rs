@@ -16,7 +16,7 @@
 //!   are woken and done-callbacks scheduled exactly then.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
@@ -37,21 +37,35 @@ pub(crate) enum End {
     Running,
     Value,
     Cancelled(Option<Arc<str>>),
-    Panicked(Option<Box<dyn Any + Send>>, String),
+    Panicked(Box<PanicInfo>),
 }
 
 /// A callback registered with `add_done_callback`.
 pub(crate) type DoneCallback = Box<dyn FnOnce(&TaskRef)>;
 
+/// The rarely used part of a header.
+#[derive(Default)]
+pub(crate) struct Extras {
+    pub(crate) name: RefCell<Option<String>>,
+    pub(crate) callbacks: RefCell<Vec<DoneCallback>>,
+}
+
+/// A panic that ended a task: the payload (until an awaiter re-raises it)
+/// and its message.
+pub(crate) struct PanicInfo {
+    pub(crate) payload: Option<Box<dyn Any + Send>>,
+    pub(crate) msg: String,
+}
+
 /// Everything about a task that does not depend on its future's type.
 pub(crate) struct Header {
     pub(crate) id: u64,
-    pub(crate) name: RefCell<Option<String>>,
+    /// Name and done-callbacks: allocated on first use.
+    extras: OnceCell<Box<Extras>>,
     pub(crate) cancel: CancelState,
     pub(crate) end: RefCell<End>,
     started: Cell<bool>,
     pub(crate) waiters: RefCell<Vec<Waker>>,
-    pub(crate) callbacks: RefCell<Vec<DoneCallback>>,
     pub(crate) handle_alive: Cell<bool>,
     pub(crate) retrieved: Cell<bool>,
     pub(crate) abort_requested: Cell<bool>,
@@ -65,6 +79,15 @@ pub(crate) struct Header {
 impl Header {
     pub(crate) fn is_done(&self) -> bool {
         !matches!(*self.end.borrow(), End::Running)
+    }
+
+    pub(crate) fn extras(&self) -> &Extras {
+        self.extras.get_or_init(Box::default)
+    }
+
+    /// The task's name, if one was given.
+    pub(crate) fn given_name(&self) -> Option<String> {
+        self.extras.get().and_then(|e| e.name.borrow().clone())
     }
 
     pub(crate) fn is_running(&self) -> bool {
@@ -105,12 +128,11 @@ impl<F: Future + 'static> TaskCell<F> {
         Rc::new(TaskCell {
             header: Header {
                 id: NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed),
-                name: RefCell::new(None),
+                extras: OnceCell::new(),
                 cancel: CancelState::new(),
                 end: RefCell::new(End::Running),
                 started: Cell::new(false),
                 waiters: RefCell::new(Vec::new()),
-                callbacks: RefCell::new(Vec::new()),
                 handle_alive: Cell::new(true),
                 retrieved: Cell::new(false),
                 abort_requested: Cell::new(false),
@@ -161,7 +183,10 @@ impl<F: Future + 'static> TaskCell<F> {
             Ending::Cancelled => End::Cancelled(h.cancel.pending_message()),
             Ending::Panicked(p) => {
                 let msg = panic_message(&*p);
-                End::Panicked(Some(p), msg)
+                End::Panicked(Box::new(PanicInfo {
+                    payload: Some(p),
+                    msg,
+                }))
             }
         };
         let panicked = matches!(end, End::Panicked(..));
@@ -178,7 +203,12 @@ impl<F: Future + 'static> TaskCell<F> {
         for w in std::mem::take(&mut *h.waiters.borrow_mut()) {
             w.wake();
         }
-        for cb in std::mem::take(&mut *h.callbacks.borrow_mut()) {
+        let callbacks = h
+            .extras
+            .get()
+            .map(|e| std::mem::take(&mut *e.callbacks.borrow_mut()))
+            .unwrap_or_default();
+        for cb in callbacks {
             let t = me.clone();
             lp.call_soon(Box::new(move || cb(&t)));
         }
@@ -261,7 +291,9 @@ impl<F: Future + 'static> TaskObj for TaskCell<F> {
         self.header.cancel.clear();
         self.header.wake.mark_done();
         self.header.waiters.borrow_mut().clear();
-        self.header.callbacks.borrow_mut().clear();
+        if let Some(e) = self.header.extras.get() {
+            e.callbacks.borrow_mut().clear();
+        }
     }
 }
 
@@ -276,16 +308,14 @@ impl<F: Future + 'static> TaskOutput<F::Output> for TaskCell<F> {
                 _ => Outcome::Taken,
             },
             End::Cancelled(msg) => Outcome::Cancelled(msg.clone()),
-            End::Panicked(p, msg) => {
+            End::Panicked(info) => {
                 h.retrieved.set(true);
-                match p.take() {
+                match info.payload.take() {
                     Some(p) => Outcome::Panicked(p),
                     None => Outcome::Panicked(Box::new(format!(
-                        "task {} panicked (panic already re-raised by an earlier await): {msg}",
-                        h.name
-                            .borrow()
-                            .clone()
-                            .unwrap_or_else(|| format!("Task-{}", h.id))
+                        "task {} panicked (panic already re-raised by an earlier await): {}",
+                        h.given_name().unwrap_or_else(|| format!("Task-{}", h.id)),
+                        info.msg
                     ))),
                 }
             }

@@ -77,15 +77,12 @@ impl TaskRef {
     /// The task's name: `Task-N` unless set with [`TaskRef::set_name`].
     pub fn name(&self) -> String {
         let h = self.header();
-        h.name
-            .borrow()
-            .clone()
-            .unwrap_or_else(|| format!("Task-{}", h.id))
+        h.given_name().unwrap_or_else(|| format!("Task-{}", h.id))
     }
 
     /// Renames the task.
     pub fn set_name(&self, name: impl Into<String>) {
-        *self.header().name.borrow_mut() = Some(name.into());
+        *self.header().extras().name.borrow_mut() = Some(name.into());
     }
 
     /// Whether the task has finished: with a value, cancelled, or panicked.
@@ -166,7 +163,7 @@ impl TaskRef {
                 lp.call_soon(Box::new(move || f(&me)));
             }
         } else {
-            h.callbacks.borrow_mut().push(Box::new(f));
+            h.extras().callbacks.borrow_mut().push(Box::new(f));
         }
     }
 
@@ -194,7 +191,7 @@ impl TaskRef {
     /// The panic message, if the task panicked.
     pub fn panic_message(&self) -> Option<String> {
         match &*self.header().end.borrow() {
-            End::Panicked(_, msg) => Some(msg.clone()),
+            End::Panicked(info) => Some(info.msg.clone()),
             _ => None,
         }
     }
@@ -212,6 +209,9 @@ impl TaskRef {
     pub(crate) fn add_waiter(&self, waker: &std::task::Waker) {
         let mut w = self.header().waiters.borrow_mut();
         if !w.iter().any(|x| x.will_wake(waker)) {
+            if w.is_empty() {
+                w.reserve_exact(1);
+            }
             w.push(waker.clone());
         }
     }

@@ -37,6 +37,12 @@ impl<T> Slab<T> {
     pub(crate) fn insert(&mut self, value: T) -> usize {
         let key = self.next_free;
         if key == self.entries.len() {
+            // Grow one slot at a time while small: most slabs here hold one
+            // or two entries (a task's in-flight checkpoints), and `Vec`'s
+            // first growth would reserve four.
+            if self.entries.len() < 4 {
+                self.entries.reserve_exact(1);
+            }
             self.entries.push(Entry::Occupied(value));
             self.next_free = key + 1;
         } else {
