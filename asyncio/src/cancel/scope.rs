@@ -264,7 +264,9 @@ impl CancelState {
         if !self.pending.get() {
             return None;
         }
-        self.books.get().and_then(|b| b.pending_msg.borrow().clone())
+        self.books
+            .get()
+            .and_then(|b| b.pending_msg.borrow().clone())
     }
 
     /// The message of a live token of this task, if any is live: the task's
