@@ -190,8 +190,7 @@ pub use runtime::{
     RunnerBuilder, TimerHandle,
 };
 pub use task::{
-    all_tasks, create_task, current_task, Join, Task, TaskBuilder, TaskRef, Wait,
-    WaitFuture,
+    all_tasks, create_task, current_task, Join, Task, TaskBuilder, TaskRef, Wait, WaitFuture,
 };
 pub use time::{
     sleep, sleep_until, timeout, timeout_at, wait_for, InvalidStateError, Sleep, Timeout,
