@@ -44,7 +44,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::error::{CancelledError, Token, TokenInner};
 use crate::task::{current_task_obj, TaskRef};
-use crate::util::slab::Slab;
+use crate::util::small::InlineSlab;
 
 /// An inner cancel scope (a timeout or `wait_for` while it runs).
 pub(crate) struct ScopeNode {
@@ -167,7 +167,7 @@ pub(crate) struct CancelState {
     /// A request on the root scope that no checkpoint has taken yet
     /// (asyncio's `_must_cancel`); its message is in `books`.
     pending: Cell<bool>,
-    inflight: RefCell<Slab<Inflight>>,
+    inflight: RefCell<InlineSlab<Inflight>>,
     /// Allocated at the task's first cancellation: most tasks never need it.
     books: OnceCell<Box<RootBooks>>,
     /// The innermost scope being polled right now.
@@ -216,7 +216,7 @@ impl CancelState {
         CancelState {
             count: Cell::new(0),
             pending: Cell::new(false),
-            inflight: RefCell::new(Slab::new()),
+            inflight: RefCell::new(InlineSlab::new()),
             books: OnceCell::new(),
             scope: RefCell::new(None),
             delivering: Cell::new(false),

@@ -29,6 +29,7 @@ use super::waker::WakeHandle;
 use super::{Outcome, TaskObj, TaskOutput, TaskRef};
 use crate::cancel::scope::CancelState;
 use crate::runtime::{Loop, TaskKey};
+use crate::util::small::OneOrMany;
 
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -65,7 +66,7 @@ pub(crate) struct Header {
     pub(crate) cancel: CancelState,
     pub(crate) end: RefCell<End>,
     started: Cell<bool>,
-    pub(crate) waiters: RefCell<Vec<Waker>>,
+    pub(crate) waiters: RefCell<OneOrMany<Waker>>,
     pub(crate) handle_alive: Cell<bool>,
     pub(crate) retrieved: Cell<bool>,
     pub(crate) abort_requested: Cell<bool>,
@@ -132,7 +133,7 @@ impl<F: Future + 'static> TaskCell<F> {
                 cancel: CancelState::new(),
                 end: RefCell::new(End::Running),
                 started: Cell::new(false),
-                waiters: RefCell::new(Vec::new()),
+                waiters: RefCell::new(OneOrMany::None),
                 handle_alive: Cell::new(true),
                 retrieved: Cell::new(false),
                 abort_requested: Cell::new(false),
@@ -200,9 +201,8 @@ impl<F: Future + 'static> TaskCell<F> {
         h.wake.mark_done();
         let me = TaskRef(self.clone());
         lp.unregister(h.key);
-        for w in std::mem::take(&mut *h.waiters.borrow_mut()) {
-            w.wake();
-        }
+        let mut waiters = std::mem::take(&mut *h.waiters.borrow_mut());
+        waiters.drain_each(Waker::wake);
         let callbacks = h
             .extras
             .get()
@@ -290,7 +290,7 @@ impl<F: Future + 'static> TaskObj for TaskCell<F> {
         drop(old);
         self.header.cancel.clear();
         self.header.wake.mark_done();
-        self.header.waiters.borrow_mut().clear();
+        drop(self.header.waiters.borrow_mut().take());
         if let Some(e) = self.header.extras.get() {
             e.callbacks.borrow_mut().clear();
         }

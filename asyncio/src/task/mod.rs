@@ -209,9 +209,6 @@ impl TaskRef {
     pub(crate) fn add_waiter(&self, waker: &std::task::Waker) {
         let mut w = self.header().waiters.borrow_mut();
         if !w.iter().any(|x| x.will_wake(waker)) {
-            if w.is_empty() {
-                w.reserve_exact(1);
-            }
             w.push(waker.clone());
         }
     }

@@ -1,1 +1,2 @@
 pub(crate) mod slab;
+pub(crate) mod small;

@@ -1,0 +1,154 @@
+//! Containers that hold their first element inline, for the common case of
+//! exactly one: a task's one suspended checkpoint, a task's one awaiter.
+//! They save an allocation per task.
+
+use super::slab::Slab;
+
+/// A [`Slab`] whose first entry lives inline. Key 0 is the inline slot;
+/// key `k + 1` is slot `k` of the overflow slab.
+pub(crate) struct InlineSlab<T> {
+    first: Option<T>,
+    rest: Slab<T>,
+}
+
+impl<T> InlineSlab<T> {
+    pub(crate) const fn new() -> Self {
+        InlineSlab {
+            first: None,
+            rest: Slab::new(),
+        }
+    }
+
+    pub(crate) fn insert(&mut self, value: T) -> usize {
+        if self.first.is_none() {
+            self.first = Some(value);
+            0
+        } else {
+            self.rest.insert(value) + 1
+        }
+    }
+
+    pub(crate) fn get(&self, key: usize) -> Option<&T> {
+        match key {
+            0 => self.first.as_ref(),
+            k => self.rest.get(k - 1),
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
+        match key {
+            0 => self.first.as_mut(),
+            k => self.rest.get_mut(k - 1),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
+        match key {
+            0 => self.first.take(),
+            k => self.rest.remove(k - 1),
+        }
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
+        self.first
+            .as_mut()
+            .map(|v| (0, v))
+            .into_iter()
+            .chain(self.rest.iter_mut().map(|(k, v)| (k + 1, v)))
+    }
+
+    /// Removes every entry, returning them.
+    pub(crate) fn drain(&mut self) -> Vec<T> {
+        let mut out = self.rest.drain();
+        if let Some(v) = self.first.take() {
+            out.insert(0, v);
+        }
+        out
+    }
+}
+
+/// A list that stores zero or one element without allocating.
+#[derive(Default)]
+pub(crate) enum OneOrMany<T> {
+    #[default]
+    None,
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub(crate) fn push(&mut self, value: T) {
+        match std::mem::replace(self, OneOrMany::None) {
+            OneOrMany::None => *self = OneOrMany::One(value),
+            OneOrMany::One(first) => *self = OneOrMany::Many(vec![first, value]),
+            OneOrMany::Many(mut v) => {
+                v.push(value);
+                *self = OneOrMany::Many(v);
+            }
+        }
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, T> {
+        match self {
+            OneOrMany::None => [].iter(),
+            OneOrMany::One(v) => std::slice::from_ref(v).iter(),
+            OneOrMany::Many(v) => v.iter(),
+        }
+    }
+
+    pub(crate) fn take(&mut self) -> Vec<T> {
+        match std::mem::replace(self, OneOrMany::None) {
+            OneOrMany::None => Vec::new(),
+            OneOrMany::One(v) => vec![v],
+            OneOrMany::Many(v) => v,
+        }
+    }
+
+    /// Runs `f` on every element, emptying the list without allocating
+    /// for the one-element case.
+    pub(crate) fn drain_each(&mut self, mut f: impl FnMut(T)) {
+        match std::mem::replace(self, OneOrMany::None) {
+            OneOrMany::None => {}
+            OneOrMany::One(v) => f(v),
+            OneOrMany::Many(v) => v.into_iter().for_each(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_slab_keys_survive_mixed_use() {
+        let mut s = InlineSlab::new();
+        let a = s.insert('a');
+        let b = s.insert('b');
+        let c = s.insert('c');
+        assert_eq!((a, b, c), (0, 1, 2));
+        assert_eq!(s.remove(a), Some('a'));
+        assert_eq!(s.get(b), Some(&'b'));
+        let d = s.insert('d');
+        assert_eq!(d, 0);
+        *s.get_mut(c).unwrap() = 'C';
+        let all: Vec<_> = s.iter_mut().map(|(k, v)| (k, *v)).collect();
+        assert_eq!(all, [(0, 'd'), (1, 'b'), (2, 'C')]);
+        assert_eq!(s.drain(), ['d', 'b', 'C']);
+        assert!(s.get(0).is_none());
+    }
+
+    #[test]
+    fn one_or_many_keeps_order() {
+        let mut l = OneOrMany::default();
+        assert_eq!(l.iter().count(), 0);
+        l.push(1);
+        assert_eq!(l.iter().copied().collect::<Vec<_>>(), [1]);
+        l.push(2);
+        l.push(3);
+        assert_eq!(l.iter().copied().collect::<Vec<_>>(), [1, 2, 3]);
+        let mut seen = Vec::new();
+        l.drain_each(|v| seen.push(v));
+        assert_eq!(seen, [1, 2, 3]);
+        assert!(l.take().is_empty());
+    }
+}
