@@ -46,9 +46,9 @@ async fn create_tasks() -> Result<(), CancelledError> {
     let task_1 = asyncio::create_task(delay(3, 1));
     let task_2 = asyncio::create_task(delay(3, 2));
     let task_3 = asyncio::create_task(delay(3, 3));
-    task_1.await??;
-    task_2.await??;
-    task_3.await??;
+    task_1.flatten().await?;
+    task_2.flatten().await?;
+    task_3.flatten().await?;
     Ok(())
 }
 

@@ -125,7 +125,7 @@
 //! | `asyncio.Runner` | [`Runner`] (with [`RunnerBuilder::virtual_time`]) |
 //! | `asyncio.create_task(coro, name=…)` | [`create_task`]`(fut)`, [`Task::builder`]`().name(…).spawn(fut)` |
 //! | eager tasks (3.12 `eager_task_factory`) | [`Task::builder`]`().eager_start(true).spawn(fut)` |
-//! | `await task` | `task.await` / `(&mut task).await` → `Result<T, CancelledError>` |
+//! | `await task` | `task.await` / `(&mut task).await` → `Result<T, CancelledError>`; [`Task::flatten`] for `Result<U, E>` tasks |
 //! | several awaiters of one task | [`TaskRef::wait`] |
 //! | `task.cancel(msg)` | [`TaskRef::cancel`], [`TaskRef::cancel_with`] |
 //! | `task.cancelled()`, `done()`, `cancelling()`, `uncancel()` | same names on [`TaskRef`] |
@@ -190,7 +190,8 @@ pub use runtime::{
     RunnerBuilder, TimerHandle,
 };
 pub use task::{
-    all_tasks, create_task, current_task, Join, Task, TaskBuilder, TaskRef, Wait, WaitFuture,
+    all_tasks, create_task, current_task, Flatten, FlattenFuture, Join, Task, TaskBuilder, TaskRef,
+    Wait, WaitFuture,
 };
 pub use time::{
     sleep, sleep_until, timeout, timeout_at, wait_for, InvalidStateError, Sleep, Timeout,

@@ -184,3 +184,75 @@ fn cancelled_here(msg: Option<std::sync::Arc<str>>) -> CancelledError {
         None => CancelledError::new(),
     }
 }
+
+/// What [`Task::flatten`] returns: await it for `Result<U, E>`, with a
+/// cancellation of the task folded into `E` (`E: From<CancelledError>`).
+/// Like the task itself, it is `IntoFuture` and task-like for
+/// [`wait_for`](crate::wait_for).
+pub struct Flatten<'a, U, E> {
+    task: Handle<'a, Result<U, E>>,
+}
+
+impl<'a, U: 'static, E: From<CancelledError> + 'static> std::future::IntoFuture
+    for Flatten<'a, U, E>
+{
+    type Output = Result<U, E>;
+    type IntoFuture = FlattenFuture<'a, U, E>;
+
+    fn into_future(self) -> FlattenFuture<'a, U, E> {
+        let join = match self.task {
+            Handle::Owned(t) => Join::owned(t),
+            Handle::Borrowed(t) => Join::borrowed(t),
+        };
+        FlattenFuture { join }
+    }
+}
+
+/// The future of a [`Flatten`].
+pub struct FlattenFuture<'a, U, E> {
+    join: Join<'a, Result<U, E>>,
+}
+
+impl<U: 'static, E: From<CancelledError> + 'static> Future for FlattenFuture<'_, U, E> {
+    type Output = Result<U, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        Pin::new(&mut this.join)
+            .poll(cx)
+            .map(|r| r.map_err(E::from).and_then(|inner| inner))
+    }
+}
+
+impl<U: 'static, E: From<CancelledError> + 'static> Task<Result<U, E>> {
+    /// Awaits the task in one step: `Result<U, E>` instead of
+    /// `Result<Result<U, E>, CancelledError>`, for error types that can hold
+    /// a cancellation.
+    ///
+    /// ```
+    /// use asyncio::CancelledError;
+    /// async fn work() -> Result<u32, CancelledError> {
+    ///     asyncio::checkpoint().await?;
+    ///     Ok(7)
+    /// }
+    /// asyncio::run(async {
+    ///     let task = asyncio::create_task(work());
+    ///     let v: u32 = task.flatten().await?;
+    ///     assert_eq!(v, 7);
+    ///     Ok::<_, CancelledError>(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn flatten(self) -> Flatten<'static, U, E> {
+        Flatten {
+            task: Handle::Owned(self),
+        }
+    }
+
+    /// [`Task::flatten`], keeping the handle.
+    pub fn flatten_mut(&mut self) -> Flatten<'_, U, E> {
+        Flatten {
+            task: Handle::Borrowed(self),
+        }
+    }
+}

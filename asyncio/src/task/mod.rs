@@ -20,7 +20,7 @@ use crate::cancel::error::Token;
 use crate::cancel::scope::{deliver, CancelState};
 use crate::runtime::{context, Loop};
 use cell::{End, Header};
-pub use join::{Join, Wait, WaitFuture};
+pub use join::{Flatten, FlattenFuture, Join, Wait, WaitFuture};
 
 /// The type-erased side of a task cell.
 pub(crate) trait TaskObj {
