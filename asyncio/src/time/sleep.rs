@@ -56,6 +56,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     }
 }
 
+#[derive(Clone, Copy)]
 enum Target {
     Delay(Duration),
     Until(Instant),
@@ -98,18 +99,19 @@ impl Future for Sleep {
         match &this.state {
             State::Init => {
                 let lp = context::expect_loop("asyncio::sleep()");
-                let now = lp.now();
+                // `None`: asyncio's sleep(delay <= 0), one bare yield (and
+                // sleep(0) needs no clock read).
                 let deadline = match this.target {
-                    Target::Delay(d) => now + d,
-                    Target::Until(t) => t,
+                    Target::Delay(d) if d.is_zero() => None,
+                    Target::Delay(d) => Some(lp.now() + d),
+                    Target::Until(t) => (t > lp.now()).then_some(t),
                 };
-                if deadline <= now {
-                    // asyncio's sleep(delay <= 0): one bare yield.
+                let Some(deadline) = deadline else {
                     this.state = State::Yielded;
                     this.cp.suspend(cx, None);
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
-                }
+                };
                 let key = lp.arm(deadline, TimerAction::Wake(cx.waker().clone()));
                 this.state = State::Armed(std::rc::Rc::downgrade(&lp), key);
                 this.cp.suspend(cx, None);
