@@ -144,6 +144,14 @@
 //! | `asyncio.current_task()`, `all_tasks()` | [`current_task`], [`all_tasks`] |
 //! | `asyncio.get_running_loop()` | [`get_running_loop`] → [`EventLoop`] |
 //! | `loop.time()`, `call_soon`, `call_later`, `call_at` | [`EventLoop`] methods, [`Handle`], [`TimerHandle`] |
+//! | `await asyncio.gather(*aws)` | [`gather`](fn@gather)`(iter)`, [`gather!`]`(a, b, …)` → `Result<Vec<T>, CancelledError>` / a tuple |
+//! | `gather(…, return_exceptions=True)` | [`Gather::return_exceptions`] → an [`Outcome`] per child |
+//! | `gather` over tasks that raise | [`try_gather`](fn@try_gather), [`try_gather!`] over `Result` outputs: the first `Err` |
+//! | `asyncio.wait(aws, timeout, return_when)` | [`wait`]`(tasks, timeout, `[`ReturnWhen`]`)` → `(done, pending)` |
+//! | `asyncio.as_completed(aws, timeout)` | [`as_completed`]: [`AsCompleted::next`] yields each task as it finishes |
+//! | `async with asyncio.TaskGroup() as tg:` | [`TaskGroup::run`]`(\|tg\| async move { … })` |
+//! | `tg.create_task(coro)` | [`TaskGroup::create_task`] (children return `Result<T, E>`) |
+//! | `ExceptionGroup` from a `TaskGroup` | [`TaskGroupError::Failed`]: a [`Failure`] per child error or panic |
 //! | "Task exception was never retrieved" | a panic in a task nobody awaited, sent to the exception handler |
 //!
 //! # Differences from asyncio
@@ -161,6 +169,12 @@
 //!   point ends cancelled whatever its output. asyncio lets a *raised*
 //!   exception win over the pending cancel; a Rust task's output is an
 //!   arbitrary `T`, and an `Err` is just a value to the runtime.
+//! - **A cancel requested before a timeout was entered is outside it**
+//!   (`earlier-cancel-is-outside`). If such a request is still pending when
+//!   the timeout expires, it rides on the same token and the timeout lets
+//!   `CancelledError` through. asyncio compares `cancelling()` counts: the
+//!   earlier request was counted at entry, so it converts to `TimeoutError`
+//!   and re-delivers its own request at the next await.
 //! - **Panics are exceptions with no type**: awaiting a task that panicked
 //!   panics in the awaiter with the same payload.
 //! - **`wait_for(plain_future, Duration::ZERO)`** never polls the future and
@@ -175,6 +189,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod cancel;
+mod group;
 mod runtime;
 mod task;
 mod time;
@@ -184,6 +199,12 @@ pub use asyncio_macros::{main, test};
 pub use cancel::{
     cancellable, checkpoint, shield, CancelRecord, Cancellable, CancelledError, Shield,
     ShieldFuture,
+};
+pub use group::{
+    as_completed, gather, gather_tuple, try_gather, try_gather_tuple, wait, AsCompleted,
+    AsCompletedError, AsTask, Child, ChildFailed, Children, Failure, Gather, GatherFuture,
+    GatherOutcomes, IntoChild, Next, Outcome, ReturnWhen, TaskGroup, TaskGroupError, TaskGroupRun,
+    TryChildren, TryGather, WaitTasks,
 };
 pub use runtime::{
     get_running_loop, run, EventLoop, ExceptionContext, Handle, NoRunningLoop, Runner,

@@ -7,13 +7,20 @@
 //! | statement | Rust |
 //! |---|---|
 //! | `spawn` | `create_task(run_body(..))` |
-//! | `await` | `(&mut task).await` |
-//! | `wait_for` | `wait_for(&mut task, d)`; `t: 0` is `Duration::ZERO`, `null` is `None` |
+//! | `await` | `task_ref.wait().await` (any number of statements may await one task) |
+//! | `wait_for` | `wait_for(task_ref.wait(), d)`; `t: 0` is `Duration::ZERO`, `null` is `None` |
 //! | `wait_for_body` | `wait_for(run_body(..), d)` inline; with `t: 0`, `wait_for(create_task(run_body(..)), ZERO)` (Python's `ensure_future`) |
 //! | `shield_wait_for` | `wait_for(shield(&mut task), d)` |
 //! | `timeout` | `timeout(d, block)`, `expired()` from its handle |
 //! | `try` | a `match` on `Err(Exc::Cancelled(token))`; dropping the token swallows the cancellation |
 //! | `cancel`, `state`, `uncancel`, `cancelling` | the `TaskRef` methods |
+//! | `gather` | `try_gather(children)` (an `Err` is Python's exception); with `return_exceptions`, `gather(children).return_exceptions()` |
+//! | `taskgroup` | `TaskGroup::run(\|tg\| ..)`, children made with `tg.create_task(run_body(..))` |
+//!
+//! A task's body stores what it returned or raised in its variable's slot as it ends
+//! (`Slot::out`): awaiting a task through its `TaskRef` (`wait()`) says only how it ended,
+//! and Python lets any number of statements read one task's result. `gather` takes its
+//! children's results from the same slots (`VarChild`).
 //!
 //! Exceptions are [`Exc`] values carried in `Err`: a `CancelledError` is kept alive while
 //! it propagates (so a task whose body ends with it ends cancelled) and dropped where
@@ -32,14 +39,17 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use asyncio::{CancelledError, Runner, Task, TaskRef, TimeoutError};
+use asyncio::{
+    AsTask, CancelledError, Child, ChildFailed, Failure, IntoChild, Outcome, Runner, Task,
+    TaskGroup, TaskGroupError, TaskRef, TimeoutError,
+};
 
 use crate::program::{Block, Name, Program, Stmt};
 use crate::trace::{boolean, value, Event};
 
 /// Ops the interpreter cannot express yet on the crate's API (see `API-GAPS.md`): programs
 /// using them are reported as unsupported instead of being run.
-pub const UNSUPPORTED: &[&str] = &["gather", "taskgroup"];
+pub const UNSUPPORTED: &[&str] = &[];
 
 /// Virtual time of one program time unit.
 pub const UNIT: Duration = Duration::from_millis(10);
@@ -62,6 +72,12 @@ pub enum Exc {
     Program(Name),
     /// `BaseExceptionGroup` (from a task group).
     Group(Vec<Exc>),
+}
+
+impl From<CancelledError> for Exc {
+    fn from(e: CancelledError) -> Self {
+        Exc::Cancelled(e)
+    }
 }
 
 impl Exc {
@@ -89,15 +105,65 @@ type Out = Result<Ret, Exc>;
 /// A boxed block future (blocks nest, so the recursion needs a box).
 type BlockFuture = Pin<Box<dyn Future<Output = Flow>>>;
 
+/// A task's typed handle, kept for `shield`, which needs `&mut Task<T>`.
+enum Handle {
+    /// A `spawn`ed task.
+    Spawned(Task<Out>),
+    /// A task group's child: its error went to the group (the slot keeps a copy).
+    Child(Task<Result<Ret, ChildFailed>>),
+}
+
 /// A task variable's binding.
 struct Slot {
-    /// For everything but awaiting.
+    /// For inspecting, cancelling and awaiting the task.
     r: TaskRef,
-    /// The awaitable handle; taken out while some statement awaits it.
-    task: RefCell<Option<Task<Out>>>,
-    /// The output, once an await has taken it out of the task (Python's tasks can be
-    /// awaited any number of times; the crate hands the output out once).
-    taken: RefCell<Option<Out>>,
+    /// What the task's body returned or raised, stored by the body as it ends (Python's
+    /// tasks can be awaited any number of times; the crate hands the output out once).
+    /// A cancellation is not stored: the task then ends cancelled.
+    out: Rc<RefCell<Option<Out>>>,
+    /// The typed handle; taken out while a `shield_wait_for` holds it.
+    handle: RefCell<Option<Handle>>,
+}
+
+impl Slot {
+    /// The stored output of a task that ended with a value.
+    fn output(&self) -> Out {
+        self.out
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| panic!("{} ended with a value but stored none", self.r.name()))
+    }
+}
+
+/// A `gather` argument: the variable's task, its result taken from the slot.
+struct VarChild {
+    r: TaskRef,
+    out: Rc<RefCell<Option<Out>>>,
+}
+
+impl AsTask for VarChild {
+    fn as_task(&self) -> &TaskRef {
+        &self.r
+    }
+}
+
+impl Child for VarChild {
+    type Output = Out;
+
+    fn take_value(&mut self) -> Out {
+        self.out
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| panic!("{} ended with a value but stored none", self.r.name()))
+    }
+}
+
+impl IntoChild for VarChild {
+    type Child = VarChild;
+
+    fn into_child(self) -> VarChild {
+        self
+    }
 }
 
 struct Interp {
@@ -333,6 +399,20 @@ async fn run_body(it: Rc<Interp>, body: Name, label: Rc<str>) -> Out {
     }
 }
 
+/// A task's future: `run_body`, storing the result in the task variable's slot.
+async fn run_task(
+    it: Rc<Interp>,
+    body: Name,
+    label: Rc<str>,
+    out: Rc<RefCell<Option<Out>>>,
+) -> Out {
+    let r = run_body(it, body, label).await;
+    if !matches!(r, Err(Exc::Cancelled(_))) {
+        *out.borrow_mut() = Some(r.clone());
+    }
+    r
+}
+
 fn exec_block(it: Rc<Interp>, block: Block, label: Rc<str>) -> BlockFuture {
     Box::pin(async move {
         for st in block.iter() {
@@ -375,32 +455,123 @@ enum WaitKind {
     ShieldWaitFor(Option<Duration>),
 }
 
+/// `wait_for(shield(task), d)`, the output left to the slot.
+async fn shield_wait<T: 'static>(
+    task: &mut Task<T>,
+    d: Option<Duration>,
+) -> Result<Result<(), CancelledError>, TimeoutError> {
+    asyncio::wait_for(asyncio::shield(task), d)
+        .await
+        .map(|r| r.map(drop))
+}
+
 /// Awaits the task in `slot` as `kind` says; the task's result, or the exception the
 /// statement raises.
 async fn wait_task(it: &Interp, slot: &Slot, kind: WaitKind) -> Result<String, Exc> {
-    // Awaiting a done task does not suspend in asyncio: use the output already taken.
-    if slot.r.done() {
-        if let Some(out) = slot.taken.borrow().clone() {
-            return task_result(out);
+    let r: Result<Result<(), CancelledError>, TimeoutError> = match kind {
+        WaitKind::Await => Ok(slot.r.wait().await),
+        WaitKind::WaitFor(d) => asyncio::wait_for(slot.r.wait(), d).await,
+        // `shield(done_task)` is the task itself: its result, without suspending.
+        WaitKind::ShieldWaitFor(d) if slot.r.done() => asyncio::wait_for(slot.r.wait(), d).await,
+        WaitKind::ShieldWaitFor(d) => {
+            let Some(mut handle) = slot.handle.borrow_mut().take() else {
+                it.unsupported("two statements shield one task at the same time".into());
+                return Err(Exc::Program("unsupported".into()));
+            };
+            let r = match &mut handle {
+                Handle::Spawned(t) => shield_wait(t, d).await,
+                Handle::Child(t) => shield_wait(t, d).await,
+            };
+            *slot.handle.borrow_mut() = Some(handle);
+            r
         }
-    }
-    let Some(mut task) = slot.task.borrow_mut().take() else {
-        it.unsupported("two statements await one task at the same time (API-GAPS.md)".into());
-        return Err(Exc::Program("unsupported".into()));
     };
-    let r: Result<Result<Out, CancelledError>, TimeoutError> = match kind {
-        WaitKind::Await => Ok((&mut task).await),
-        WaitKind::WaitFor(d) => asyncio::wait_for(&mut task, d).await,
-        WaitKind::ShieldWaitFor(d) => asyncio::wait_for(asyncio::shield(&mut task), d).await,
-    };
-    *slot.task.borrow_mut() = Some(task);
     match r {
         Err(t) => Err(Exc::Timeout(t)),
         Ok(Err(c)) => Err(Exc::Cancelled(c)),
-        Ok(Ok(out)) => {
-            *slot.taken.borrow_mut() = Some(out.clone());
-            task_result(out)
+        Ok(Ok(())) => task_result(slot.output()),
+    }
+}
+
+/// A `gather -> [...]` item.
+fn render_item(o: Outcome<Out>) -> String {
+    match o {
+        Outcome::Value(Ok(v)) => format!("value:{}", value(v)),
+        Outcome::Value(Err(e)) => e.render(),
+        Outcome::Cancelled(_) => "cancelled".into(),
+        Outcome::Panicked(_) => "internal:panic".into(),
+    }
+}
+
+/// `gather`: the result list, or the exception it raises.
+async fn gather_stmt(slots: Vec<Rc<Slot>>, return_exceptions: bool) -> Result<String, Exc> {
+    let children: Vec<VarChild> = slots
+        .iter()
+        .map(|s| VarChild {
+            r: s.r.clone(),
+            out: s.out.clone(),
+        })
+        .collect();
+    let items: Vec<String> = if return_exceptions {
+        let outcomes = asyncio::gather(children)
+            .return_exceptions()
+            .await
+            .map_err(Exc::Cancelled)?;
+        outcomes.into_iter().map(render_item).collect()
+    } else {
+        let values = asyncio::try_gather(children).await?;
+        values
+            .into_iter()
+            .map(|v| format!("value:{}", value(v)))
+            .collect()
+    };
+    Ok(format!("[{}]", items.join(",")))
+}
+
+/// `taskgroup`: creates the children, runs the block; the block's flow, or the exception
+/// the group raises.
+async fn taskgroup_stmt(
+    it: &Rc<Interp>,
+    children: &[(Name, Name)],
+    block: &Block,
+    label: &Rc<str>,
+) -> Result<Option<Ret>, Exc> {
+    let r = TaskGroup::run(|tg: TaskGroup<Exc>| async move {
+        for (var, body) in children {
+            let name: Rc<str> = Rc::from(&**var);
+            let out = Rc::new(RefCell::new(None));
+            let t = tg
+                .create_task(run_task(
+                    it.clone(),
+                    body.clone(),
+                    name.clone(),
+                    out.clone(),
+                ))
+                .map_err(|e| Exc::Program(format!("internal_{e}").replace(' ', "_").into()))?;
+            t.set_name(&**var);
+            it.register(t.task_ref(), name);
+            let slot = Slot {
+                r: t.task_ref(),
+                out,
+                handle: RefCell::new(Some(Handle::Child(t))),
+            };
+            it.vars.borrow_mut().insert(var.clone(), Rc::new(slot));
         }
+        exec_block(it.clone(), block.clone(), label.clone()).await
+    })
+    .await;
+    match r {
+        Ok(flow) => Ok(flow),
+        Err(TaskGroupError::Cancelled(e)) => Err(e),
+        Err(TaskGroupError::Failed(failures)) => Err(Exc::Group(
+            failures
+                .into_iter()
+                .map(|f| match f {
+                    Failure::Error(e) => e,
+                    Failure::Panic(_) => Exc::Program("panic".into()),
+                })
+                .collect(),
+        )),
     }
 }
 
@@ -416,13 +587,19 @@ async fn exec_stmt(it: &Rc<Interp>, st: &Stmt, label: &Rc<str>) -> Flow {
         }
         Stmt::Spawn { task, body } => {
             let name: Rc<str> = Rc::from(&**task);
-            let t = asyncio::create_task(run_body(it.clone(), body.clone(), name.clone()));
+            let out = Rc::new(RefCell::new(None));
+            let t = asyncio::create_task(run_task(
+                it.clone(),
+                body.clone(),
+                name.clone(),
+                out.clone(),
+            ));
             t.set_name(&**task);
             it.register(t.task_ref(), name);
             let slot = Slot {
                 r: t.task_ref(),
-                task: RefCell::new(Some(t)),
-                taken: RefCell::new(None),
+                out,
+                handle: RefCell::new(Some(Handle::Spawned(t))),
             };
             it.vars.borrow_mut().insert(task.clone(), Rc::new(slot));
             Ok(None)
@@ -561,10 +738,33 @@ async fn exec_stmt(it: &Rc<Interp>, st: &Stmt, label: &Rc<str>) -> Flow {
             it.log(label, format!("cancelling -> {}", me.cancelling()));
             Ok(None)
         }
-        Stmt::Gather { .. } | Stmt::TaskGroup { .. } => {
-            it.unsupported(format!("{} (not in the crate yet; API-GAPS.md)", st.op()));
-            Err(Exc::Program("unsupported".into()))
+        Stmt::Gather {
+            tasks,
+            return_exceptions,
+            propagate,
+        } => {
+            let slots: Option<Vec<Rc<Slot>>> = {
+                let vars = it.vars.borrow();
+                tasks.iter().map(|t| vars.get(t).cloned()).collect()
+            };
+            let Some(slots) = slots else {
+                it.log(label, "gather -> unbound".into());
+                return Ok(None);
+            };
+            let r = gather_stmt(slots, *return_exceptions).await;
+            outcome(it, label, "gather", r, *propagate)
         }
+        Stmt::TaskGroup {
+            children,
+            block,
+            propagate,
+        } => match taskgroup_stmt(it, children, block, label).await {
+            Ok(flow) => {
+                it.log(label, "taskgroup -> ok".into());
+                Ok(flow)
+            }
+            Err(e) => outcome(it, label, "taskgroup", Err(e), *propagate),
+        },
         Stmt::Raise { kind } => Err(Exc::Program(kind.clone())),
         Stmt::Return { value } => Ok(Some(*value)),
     }

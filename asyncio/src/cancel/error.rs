@@ -182,6 +182,12 @@ pub struct CancelRecord {
 }
 
 impl CancelRecord {
+    /// A record of a cancellation that ended a task (gather's collected
+    /// outcomes).
+    pub(crate) fn new(msg: Option<Arc<str>>) -> CancelRecord {
+        CancelRecord { msg }
+    }
+
     /// The cancel message, if there was one.
     pub fn message(&self) -> Option<&str> {
         self.msg.as_deref()

@@ -140,11 +140,52 @@ struct Delivery {
     relayed: bool,
 }
 
+/// Something other than a task that an await point can forward a
+/// cancellation to (gather's outer future): it cancels what it waits for and
+/// says whether anything accepted, as asyncio's `Future.cancel()` does.
+///
+/// A target that refuses is done or about to be (asyncio's task then keeps
+/// waiting for it and raises when it completes): it wakes the await point
+/// itself when it completes, so a refusal does not wake it.
+pub(crate) trait CancelTarget {
+    /// Forwards a cancel request; `false` if nothing accepted it.
+    fn cancel(&self, msg: Option<Arc<str>>) -> bool;
+}
+
+/// Where an in-flight checkpoint forwards a cancellation instead of raising
+/// it at once: the task it awaits, or another [`CancelTarget`].
+#[derive(Clone)]
+enum Forward {
+    Task(TaskRef),
+    Target(Rc<dyn CancelTarget>),
+}
+
+impl Forward {
+    /// Whether the awaited task has finished (a target is never "done"
+    /// here: it wakes its await point itself).
+    fn is_done(&self) -> bool {
+        matches!(self, Forward::Task(t) if t.done())
+    }
+
+    fn cancel(&self, msg: Option<Arc<str>>) -> bool {
+        match self {
+            Forward::Task(t) => t.cancel_inner(msg),
+            Forward::Target(t) => t.cancel(msg),
+        }
+    }
+
+    /// Whether a refusal leaves the waking to the target (see
+    /// [`CancelTarget`]).
+    fn wakes_itself(&self) -> bool {
+        matches!(self, Forward::Target(_))
+    }
+}
+
 /// A checkpoint of this task that is suspended right now.
 pub(crate) struct Inflight {
     scope: ScopeRef,
     waker: Waker,
-    forward: Option<TaskRef>,
+    forward: Option<Forward>,
     /// Boxed: rare, and it keeps every suspended checkpoint's entry small.
     delivery: Option<Box<Delivery>>,
 }
@@ -277,6 +318,16 @@ impl CancelState {
             .map(|t| t.message().cloned())
     }
 
+    /// Every token of this task that is still live: the cancellations in
+    /// flight in it (a task group tells by them whether its body's error
+    /// carries one).
+    pub(crate) fn live_tokens(&self) -> Vec<Token> {
+        self.books
+            .get()
+            .map(|b| book_live(&b.all_tokens))
+            .unwrap_or_default()
+    }
+
     /// A fresh token counted against the root scope (a cancelled awaited
     /// task, or a `CancelledError` raised by hand).
     pub(crate) fn root_token(&self, msg: Option<Arc<str>>) -> Token {
@@ -351,7 +402,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
     });
     let mut new_token: Option<Token> = None;
     let mut to_wake: Vec<Waker> = Vec::new();
-    let mut to_forward: Vec<(usize, TaskRef)> = Vec::new();
+    let mut to_forward: Vec<(usize, Forward)> = Vec::new();
     {
         let mut inflight = state.inflight.borrow_mut();
         for (key, entry) in inflight.iter_mut() {
@@ -367,8 +418,13 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                     if d.zero && d.forwarded {
                         // asyncio's zero-timeout wait_for waits on a private
                         // future: cancelling the caller stops the wait and
-                        // leaves the (already cancelled) task alone.
+                        // leaves the (already cancelled) task alone. The
+                        // caller resumes on the next turn: no relay turn,
+                        // unless the task already finished — then its
+                        // wake-up is on its way and the waiter's turn is
+                        // still owed.
                         d.forwarded = false;
+                        d.relayed = !entry.forward.as_ref().is_some_and(Forward::is_done);
                         forward = false;
                     }
                 }
@@ -401,13 +457,13 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
     }
     state.delivering.set(true);
     for (key, target) in to_forward {
-        let accepted = target.cancel_inner(msg.clone());
+        let accepted = target.cancel(msg.clone());
         let mut inflight = state.inflight.borrow_mut();
         if let Some(entry) = inflight.get_mut(key) {
             if let Some(d) = &mut entry.delivery {
                 d.forwarded = accepted;
             }
-            if !accepted {
+            if !accepted && !target.wakes_itself() {
                 to_wake.push(entry.waker.clone());
             }
         }
@@ -439,6 +495,32 @@ pub(crate) fn withdraw_soft(task: &TaskRef) {
         if d.requests.is_empty() {
             entry.delivery = None;
         }
+    }
+}
+
+/// A borrowed [`Forward`], so that re-polling an await does not clone it.
+enum ForwardRef<'a> {
+    Task(&'a TaskRef),
+    Target(&'a Rc<dyn CancelTarget>),
+}
+
+impl ForwardRef<'_> {
+    fn to_owned(&self) -> Forward {
+        match self {
+            ForwardRef::Task(t) => Forward::Task((*t).clone()),
+            ForwardRef::Target(t) => Forward::Target((*t).clone()),
+        }
+    }
+
+    fn cancel(&self, msg: Option<Arc<str>>) -> bool {
+        match self {
+            ForwardRef::Task(t) => t.cancel_inner(msg),
+            ForwardRef::Target(t) => t.cancel(msg),
+        }
+    }
+
+    fn wakes_itself(&self) -> bool {
+        matches!(self, ForwardRef::Target(_))
     }
 }
 
@@ -562,6 +644,24 @@ impl Checkpoint {
     /// # Panics
     /// When polled outside a task.
     pub(crate) fn suspend(&mut self, cx: &Context<'_>, forward: Option<&TaskRef>) -> Suspended {
+        self.suspend_forwarding(cx, forward.map(ForwardRef::Task))
+    }
+
+    /// [`Checkpoint::suspend`] for an await that forwards cancellations to a
+    /// [`CancelTarget`] (gather's outer future) instead of a task.
+    pub(crate) fn suspend_to(
+        &mut self,
+        cx: &Context<'_>,
+        target: &Rc<dyn CancelTarget>,
+    ) -> Suspended {
+        self.suspend_forwarding(cx, Some(ForwardRef::Target(target)))
+    }
+
+    fn suspend_forwarding(
+        &mut self,
+        cx: &Context<'_>,
+        forward: Option<ForwardRef<'_>>,
+    ) -> Suspended {
         let task = current_task_obj().unwrap_or_else(|| {
             panic!(
                 "an asyncio await point was polled outside an asyncio task; \
@@ -593,7 +693,7 @@ impl Checkpoint {
                 let key = state.inflight.borrow_mut().insert(Inflight {
                     scope: scope.clone(),
                     waker: cx.waker().clone(),
-                    forward: forward.cloned(),
+                    forward: forward.as_ref().map(ForwardRef::to_owned),
                     delivery: None,
                 });
                 self.reg = Some((task.clone(), key));
@@ -636,7 +736,8 @@ impl Checkpoint {
         let zero = taken
             .iter()
             .any(|r| r.scope.as_ref().is_some_and(|n| n.zero.get()));
-        let accepted = forward.is_some_and(|t| t.cancel_inner(msg));
+        let wakes_itself = forward.as_ref().is_some_and(ForwardRef::wakes_itself);
+        let accepted = forward.is_some_and(|f| f.cancel(msg));
         if let Some(entry) = state.inflight.borrow_mut().get_mut(key) {
             entry.delivery = Some(Box::new(Delivery {
                 token,
@@ -646,7 +747,7 @@ impl Checkpoint {
                 relayed: false,
             }));
         }
-        if !accepted {
+        if !accepted && !wakes_itself {
             cx.waker().wake_by_ref();
         }
         Suspended::TookPending

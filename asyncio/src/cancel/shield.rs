@@ -53,6 +53,7 @@ impl<'a, T: 'static> std::future::IntoFuture for Shield<'a, T> {
         ShieldFuture {
             task: self.task,
             cp: Checkpoint::new(),
+            waiter: None,
             waited: false,
             relayed: false,
         }
@@ -63,10 +64,18 @@ impl<'a, T: 'static> std::future::IntoFuture for Shield<'a, T> {
 pub struct ShieldFuture<'a, T> {
     task: &'a mut Task<T>,
     cp: Checkpoint,
+    /// Its registration as an awaiter of the task.
+    waiter: Option<u32>,
     /// The task was not done at the first poll.
     waited: bool,
     /// The extra turn asyncio's outer future costs has been spent.
     relayed: bool,
+}
+
+impl<T> Drop for ShieldFuture<'_, T> {
+    fn drop(&mut self) {
+        self.task.remove_waiter(&mut self.waiter);
+    }
 }
 
 impl<T: 'static> Future for ShieldFuture<'_, T> {
@@ -75,9 +84,11 @@ impl<T: 'static> Future for ShieldFuture<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if let Some(err) = std::task::ready!(this.cp.poll_cancelled(cx)) {
+            this.task.remove_waiter(&mut this.waiter);
             return Poll::Ready(Err(err));
         }
         if this.task.done() {
+            this.waiter = None;
             if this.waited && !this.relayed {
                 // asyncio completes the shield's outer future from the
                 // task's done-callback, one turn before the awaiter runs.
@@ -91,7 +102,7 @@ impl<T: 'static> Future for ShieldFuture<'_, T> {
             return Poll::Ready(outcome_to_result(this.task, outcome));
         }
         this.waited = true;
-        this.task.add_waiter(cx.waker());
+        this.task.add_waiter(&mut this.waiter, cx.waker());
         this.cp.suspend(cx, None);
         Poll::Pending
     }

@@ -48,7 +48,15 @@ pub(crate) type DoneCallback = Box<dyn FnOnce(&TaskRef)>;
 #[derive(Default)]
 pub(crate) struct Extras {
     pub(crate) name: RefCell<Option<String>>,
-    pub(crate) callbacks: RefCell<Vec<DoneCallback>>,
+}
+
+/// Something to notify when the task is done. Awaiters and done-callbacks
+/// share one list, notified in registration order, as asyncio schedules a
+/// future's callbacks (an `await` registers a callback too).
+pub(crate) enum Waiter {
+    /// An await in progress: its id (to refresh or withdraw it) and waker.
+    Wake(u32, Waker),
+    Callback(DoneCallback),
 }
 
 /// A panic that ended a task: the payload (until an awaiter re-raises it)
@@ -66,7 +74,8 @@ pub(crate) struct Header {
     pub(crate) cancel: CancelState,
     pub(crate) end: RefCell<End>,
     started: Cell<bool>,
-    pub(crate) waiters: RefCell<OneOrMany<Waker>>,
+    pub(crate) waiters: RefCell<OneOrMany<Waiter>>,
+    pub(crate) next_waiter: Cell<u32>,
     pub(crate) handle_alive: Cell<bool>,
     pub(crate) retrieved: Cell<bool>,
     pub(crate) abort_requested: Cell<bool>,
@@ -134,6 +143,7 @@ impl<F: Future + 'static> TaskCell<F> {
                 end: RefCell::new(End::Running),
                 started: Cell::new(false),
                 waiters: RefCell::new(OneOrMany::None),
+                next_waiter: Cell::new(0),
                 handle_alive: Cell::new(true),
                 retrieved: Cell::new(false),
                 abort_requested: Cell::new(false),
@@ -202,16 +212,13 @@ impl<F: Future + 'static> TaskCell<F> {
         let me = TaskRef(self.clone());
         lp.unregister(h.key);
         let mut waiters = std::mem::take(&mut *h.waiters.borrow_mut());
-        waiters.drain_each(Waker::wake);
-        let callbacks = h
-            .extras
-            .get()
-            .map(|e| std::mem::take(&mut *e.callbacks.borrow_mut()))
-            .unwrap_or_default();
-        for cb in callbacks {
-            let t = me.clone();
-            lp.call_soon(Box::new(move || cb(&t)));
-        }
+        waiters.drain_each(|w| match w {
+            Waiter::Wake(_, w) => w.wake(),
+            Waiter::Callback(cb) => {
+                let t = me.clone();
+                lp.call_soon(Box::new(move || cb(&t)));
+            }
+        });
         if panicked && !h.handle_alive.get() {
             h.retrieved.set(true);
             lp.report(
@@ -290,10 +297,8 @@ impl<F: Future + 'static> TaskObj for TaskCell<F> {
         drop(old);
         self.header.cancel.clear();
         self.header.wake.mark_done();
-        drop(self.header.waiters.borrow_mut().take());
-        if let Some(e) = self.header.extras.get() {
-            e.callbacks.borrow_mut().clear();
-        }
+        let waiters = self.header.waiters.borrow_mut().take();
+        drop(waiters);
     }
 }
 

@@ -27,6 +27,7 @@ enum Handle<'a, T> {
 pub struct Join<'a, T> {
     task: Handle<'a, T>,
     cp: Checkpoint,
+    waiter: Option<u32>,
 }
 
 impl<T: 'static> Join<'static, T> {
@@ -35,6 +36,7 @@ impl<T: 'static> Join<'static, T> {
         Join {
             task: Handle::Owned(task),
             cp: Checkpoint::new(),
+            waiter: None,
         }
     }
 }
@@ -45,6 +47,7 @@ impl<'a, T: 'static> Join<'a, T> {
         Join {
             task: Handle::Borrowed(task),
             cp: Checkpoint::new(),
+            waiter: None,
         }
     }
 
@@ -77,19 +80,22 @@ pub(crate) fn outcome_to_result<T>(
 
 /// The await-a-task protocol shared by [`Join`] and [`Wait`]: a checkpoint
 /// that forwards cancellation to `task` and waits for it to finish.
-fn poll_task<T>(
+pub(crate) fn poll_task<T>(
     cp: &mut Checkpoint,
+    waiter: &mut Option<u32>,
     task: &TaskRef,
     cx: &mut Context<'_>,
     take: impl FnOnce() -> Result<T, CancelledError>,
 ) -> Poll<Result<T, CancelledError>> {
     if let Some(err) = std::task::ready!(cp.poll_cancelled(cx)) {
+        task.remove_waiter(waiter);
         return Poll::Ready(Err(err));
     }
     if task.done() {
         if cp.is_forwarded() && cp.relay_once(cx) {
             return Poll::Pending;
         }
+        *waiter = None;
         if cp.is_forwarded() && task.cancelled() {
             return Poll::Ready(Err(cp.take_cancelled().expect("delivered")));
         }
@@ -102,7 +108,7 @@ fn poll_task<T>(
             task.name()
         );
     }
-    task.add_waiter(cx.waker());
+    task.add_waiter(waiter, cx.waker());
     cp.suspend(cx, Some(task));
     Poll::Pending
 }
@@ -117,9 +123,19 @@ impl<T: 'static> Future for Join<'_, T> {
             Handle::Owned(t) => t,
             Handle::Borrowed(t) => &**t,
         };
-        poll_task(&mut this.cp, &task, cx, || {
+        poll_task(&mut this.cp, &mut this.waiter, &task, cx, || {
             outcome_to_result(handle, handle.take_outcome())
         })
+    }
+}
+
+impl<T> Drop for Join<'_, T> {
+    fn drop(&mut self) {
+        let task = match &self.task {
+            Handle::Owned(t) => &t.obj,
+            Handle::Borrowed(t) => &t.obj,
+        };
+        task.remove_waiter(&mut self.waiter);
     }
 }
 
@@ -145,6 +161,7 @@ impl std::future::IntoFuture for Wait {
         WaitFuture {
             task: self.task,
             cp: Checkpoint::new(),
+            waiter: None,
         }
     }
 }
@@ -156,6 +173,13 @@ impl std::future::IntoFuture for Wait {
 pub struct WaitFuture {
     task: TaskRef,
     cp: Checkpoint,
+    waiter: Option<u32>,
+}
+
+impl Drop for WaitFuture {
+    fn drop(&mut self) {
+        self.task.remove_waiter(&mut self.waiter);
+    }
 }
 
 impl Future for WaitFuture {
@@ -164,7 +188,7 @@ impl Future for WaitFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let task = this.task.clone();
-        poll_task(&mut this.cp, &task, cx, || {
+        poll_task(&mut this.cp, &mut this.waiter, &task, cx, || {
             if let Some(msg) = task.panic_message() {
                 panic!("awaited task {} panicked: {msg}", task.name());
             }

@@ -163,7 +163,9 @@ impl TaskRef {
                 lp.call_soon(Box::new(move || f(&me)));
             }
         } else {
-            h.extras().callbacks.borrow_mut().push(Box::new(f));
+            h.waiters
+                .borrow_mut()
+                .push(cell::Waiter::Callback(Box::new(f)));
         }
     }
 
@@ -206,10 +208,35 @@ impl TaskRef {
         }
     }
 
-    pub(crate) fn add_waiter(&self, waker: &std::task::Waker) {
-        let mut w = self.header().waiters.borrow_mut();
-        if !w.iter().any(|x| x.will_wake(waker)) {
-            w.push(waker.clone());
+    /// Registers an await of this task (at the end of the list, as asyncio
+    /// adds a done-callback per await) or refreshes its waker; returns its
+    /// id. Withdraw it with [`TaskRef::remove_waiter`] when the await ends.
+    pub(crate) fn add_waiter(&self, id: &mut Option<u32>, waker: &std::task::Waker) {
+        let h = self.header();
+        let mut waiters = h.waiters.borrow_mut();
+        if let Some(id) = *id {
+            for w in waiters.iter_mut() {
+                if let cell::Waiter::Wake(wid, w) = w {
+                    if *wid == id {
+                        if !w.will_wake(waker) {
+                            *w = waker.clone();
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+        let new = h.next_waiter.get();
+        h.next_waiter.set(new.wrapping_add(1));
+        waiters.push(cell::Waiter::Wake(new, waker.clone()));
+        *id = Some(new);
+    }
+
+    /// Withdraws an await registered with [`TaskRef::add_waiter`].
+    pub(crate) fn remove_waiter(&self, id: &mut Option<u32>) {
+        let Some(id) = id.take() else { return };
+        if let Ok(mut waiters) = self.header().waiters.try_borrow_mut() {
+            waiters.retain(|w| !matches!(w, cell::Waiter::Wake(wid, _) if *wid == id));
         }
     }
 }

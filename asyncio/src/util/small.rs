@@ -88,11 +88,33 @@ impl<T> OneOrMany<T> {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> std::slice::Iter<'_, T> {
         match self {
             OneOrMany::None => [].iter(),
             OneOrMany::One(v) => std::slice::from_ref(v).iter(),
             OneOrMany::Many(v) => v.iter(),
+        }
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> std::slice::IterMut<'_, T> {
+        match self {
+            OneOrMany::None => [].iter_mut(),
+            OneOrMany::One(v) => std::slice::from_mut(v).iter_mut(),
+            OneOrMany::Many(v) => v.iter_mut(),
+        }
+    }
+
+    /// Keeps the elements for which `keep` holds, in order.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        match self {
+            OneOrMany::None => {}
+            OneOrMany::One(v) => {
+                if !keep(v) {
+                    *self = OneOrMany::None;
+                }
+            }
+            OneOrMany::Many(v) => v.retain(keep),
         }
     }
 
@@ -146,9 +168,16 @@ mod tests {
         l.push(2);
         l.push(3);
         assert_eq!(l.iter().copied().collect::<Vec<_>>(), [1, 2, 3]);
+        l.retain(|v| *v != 2);
+        for v in l.iter_mut() {
+            *v *= 10;
+        }
         let mut seen = Vec::new();
         l.drain_each(|v| seen.push(v));
-        assert_eq!(seen, [1, 2, 3]);
+        assert_eq!(seen, [10, 30]);
+        l.push(4);
+        l.retain(|v| *v != 4);
+        assert_eq!(l.iter().count(), 0);
         assert!(l.take().is_empty());
     }
 }
