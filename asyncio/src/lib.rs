@@ -137,7 +137,7 @@
 //! | `async with asyncio.timeout(d) as cm:` | [`timeout`]`(d, fut)`, [`Timeout::handle`] → [`TimeoutHandle`] |
 //! | `asyncio.timeout_at(when)` | [`timeout_at`] |
 //! | `cm.reschedule(when)`, `cm.expired()`, `cm.when()` | [`TimeoutHandle`] methods |
-//! | `asyncio.shield(task)` | [`shield`]`(&mut task)` |
+//! | `asyncio.shield(task)` | [`shield`]`(&mut task)`, or [`shield`]`(&task_ref)` to share |
 //! | `asyncio.CancelledError`, `TimeoutError` | [`CancelledError`], [`TimeoutError`] |
 //! | `except CancelledError: pass` | drop the error (or [`CancelledError::handled`]) |
 //! | `raise CancelledError()` | `return Err(`[`CancelledError::new`]`())` |
@@ -198,7 +198,7 @@ mod util;
 pub use asyncio_macros::{main, test};
 pub use cancel::{
     cancellable, checkpoint, shield, CancelRecord, Cancellable, CancelledError, Shield,
-    ShieldFuture,
+    ShieldFuture, ShieldTarget,
 };
 pub use group::{
     as_completed, gather, gather_tuple, try_gather, try_gather_tuple, wait, AsCompleted,

@@ -40,8 +40,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use asyncio::{
-    AsTask, CancelledError, Child, ChildFailed, Failure, IntoChild, Outcome, Runner, Task,
-    TaskGroup, TaskGroupError, TaskRef, TimeoutError,
+    AsTask, CancelledError, Child, Failure, IntoChild, Outcome, Runner, TaskGroup, TaskGroupError,
+    TaskRef, TimeoutError,
 };
 
 use crate::program::{Block, Name, Program, Stmt};
@@ -105,14 +105,6 @@ type Out = Result<Ret, Exc>;
 /// A boxed block future (blocks nest, so the recursion needs a box).
 type BlockFuture = Pin<Box<dyn Future<Output = Flow>>>;
 
-/// A task's typed handle, kept for `shield`, which needs `&mut Task<T>`.
-enum Handle {
-    /// A `spawn`ed task.
-    Spawned(Task<Out>),
-    /// A task group's child: its error went to the group (the slot keeps a copy).
-    Child(Task<Result<Ret, ChildFailed>>),
-}
-
 /// A task variable's binding.
 struct Slot {
     /// For inspecting, cancelling and awaiting the task.
@@ -121,8 +113,6 @@ struct Slot {
     /// tasks can be awaited any number of times; the crate hands the output out once).
     /// A cancellation is not stored: the task then ends cancelled.
     out: Rc<RefCell<Option<Out>>>,
-    /// The typed handle; taken out while a `shield_wait_for` holds it.
-    handle: RefCell<Option<Handle>>,
 }
 
 impl Slot {
@@ -262,6 +252,9 @@ impl Interp {
         });
     }
 
+    /// Marks the program unsupported: it met a construct the public API
+    /// cannot express (none today; see API-GAPS.md).
+    #[allow(dead_code)]
     fn unsupported(&self, why: String) {
         self.gap.borrow_mut().get_or_insert(why);
     }
@@ -455,36 +448,14 @@ enum WaitKind {
     ShieldWaitFor(Option<Duration>),
 }
 
-/// `wait_for(shield(task), d)`, the output left to the slot.
-async fn shield_wait<T: 'static>(
-    task: &mut Task<T>,
-    d: Option<Duration>,
-) -> Result<Result<(), CancelledError>, TimeoutError> {
-    asyncio::wait_for(asyncio::shield(task), d)
-        .await
-        .map(|r| r.map(drop))
-}
-
 /// Awaits the task in `slot` as `kind` says; the task's result, or the exception the
 /// statement raises.
-async fn wait_task(it: &Interp, slot: &Slot, kind: WaitKind) -> Result<String, Exc> {
+async fn wait_task(slot: &Slot, kind: WaitKind) -> Result<String, Exc> {
     let r: Result<Result<(), CancelledError>, TimeoutError> = match kind {
         WaitKind::Await => Ok(slot.r.wait().await),
         WaitKind::WaitFor(d) => asyncio::wait_for(slot.r.wait(), d).await,
         // `shield(done_task)` is the task itself: its result, without suspending.
-        WaitKind::ShieldWaitFor(d) if slot.r.done() => asyncio::wait_for(slot.r.wait(), d).await,
-        WaitKind::ShieldWaitFor(d) => {
-            let Some(mut handle) = slot.handle.borrow_mut().take() else {
-                it.unsupported("two statements shield one task at the same time".into());
-                return Err(Exc::Program("unsupported".into()));
-            };
-            let r = match &mut handle {
-                Handle::Spawned(t) => shield_wait(t, d).await,
-                Handle::Child(t) => shield_wait(t, d).await,
-            };
-            *slot.handle.borrow_mut() = Some(handle);
-            r
-        }
+        WaitKind::ShieldWaitFor(d) => asyncio::wait_for(asyncio::shield(&slot.r), d).await,
     };
     match r {
         Err(t) => Err(Exc::Timeout(t)),
@@ -553,7 +524,6 @@ async fn taskgroup_stmt(
             let slot = Slot {
                 r: t.task_ref(),
                 out,
-                handle: RefCell::new(Some(Handle::Child(t))),
             };
             it.vars.borrow_mut().insert(var.clone(), Rc::new(slot));
         }
@@ -599,7 +569,6 @@ async fn exec_stmt(it: &Rc<Interp>, st: &Stmt, label: &Rc<str>) -> Flow {
             let slot = Slot {
                 r: t.task_ref(),
                 out,
-                handle: RefCell::new(Some(Handle::Spawned(t))),
             };
             it.vars.borrow_mut().insert(task.clone(), Rc::new(slot));
             Ok(None)
@@ -609,7 +578,7 @@ async fn exec_stmt(it: &Rc<Interp>, st: &Stmt, label: &Rc<str>) -> Flow {
             let Some(slot) = it.slot(task, label, &head) else {
                 return Ok(None);
             };
-            let r = wait_task(it, &slot, WaitKind::Await).await;
+            let r = wait_task(&slot, WaitKind::Await).await;
             outcome(it, label, &head, r, *propagate)
         }
         Stmt::Cancel { task, msg } => {
@@ -644,7 +613,7 @@ async fn exec_stmt(it: &Rc<Interp>, st: &Stmt, label: &Rc<str>) -> Flow {
             let Some(slot) = it.slot(task, label, &head) else {
                 return Ok(None);
             };
-            let r = wait_task(it, &slot, WaitKind::WaitFor(timeout_of(*t))).await;
+            let r = wait_task(&slot, WaitKind::WaitFor(timeout_of(*t))).await;
             outcome(it, label, &head, r, *propagate)
         }
         Stmt::ShieldWaitFor { task, t, propagate } => {
@@ -652,7 +621,7 @@ async fn exec_stmt(it: &Rc<Interp>, st: &Stmt, label: &Rc<str>) -> Flow {
             let Some(slot) = it.slot(task, label, &head) else {
                 return Ok(None);
             };
-            let r = wait_task(it, &slot, WaitKind::ShieldWaitFor(timeout_of(*t))).await;
+            let r = wait_task(&slot, WaitKind::ShieldWaitFor(timeout_of(*t))).await;
             outcome(it, label, &head, r, *propagate)
         }
         Stmt::WaitForBody { body, t, propagate } => {

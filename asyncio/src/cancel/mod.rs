@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pub use error::{CancelRecord, CancelledError};
-pub use shield::{shield, Shield, ShieldFuture};
+pub use shield::{shield, Shield, ShieldFuture, ShieldTarget};
 
 use scope::Checkpoint;
 

@@ -6,14 +6,53 @@ use std::task::{Context, Poll};
 
 use super::error::CancelledError;
 use super::scope::Checkpoint;
-use crate::task::{join::outcome_to_result, Task};
+use crate::task::{join::outcome_to_result, join::shared_outcome, Task, TaskRef};
 
-/// Awaits `task` without forwarding cancellation to it (`asyncio.shield`).
+/// What [`shield`] can protect: a task through its typed handle (the
+/// shield then gives its output) or through a shared [`TaskRef`] (the
+/// shield then gives `()`, and any number of shields may wait at once).
+pub trait ShieldTarget: Unpin {
+    /// What awaiting the shield gives when the task finished with a value.
+    type Output;
+    #[doc(hidden)]
+    fn task_ref(&self) -> &TaskRef;
+    #[doc(hidden)]
+    fn take(&mut self) -> Result<Self::Output, CancelledError>;
+}
+
+impl<T: 'static> ShieldTarget for &mut Task<T> {
+    type Output = T;
+
+    fn task_ref(&self) -> &TaskRef {
+        self
+    }
+
+    fn take(&mut self) -> Result<T, CancelledError> {
+        let outcome = self.take_outcome();
+        outcome_to_result(self, outcome)
+    }
+}
+
+impl ShieldTarget for &TaskRef {
+    type Output = ();
+
+    fn task_ref(&self) -> &TaskRef {
+        self
+    }
+
+    fn take(&mut self) -> Result<(), CancelledError> {
+        shared_outcome(self)
+    }
+}
+
+/// Awaits a task without forwarding cancellation to it (`asyncio.shield`).
 ///
 /// If the awaiting code is cancelled (or its `wait_for` times out), the
 /// shield returns `Err(CancelledError)` at once and the task runs on; await
-/// the task again later to get its output. For a plain future, shield a
-/// task made from it: `shield(&mut create_task(fut))`.
+/// the task again later to get its output. Pass `&mut task` to get the
+/// output through the shield, or `&task_ref` to wait through a shared
+/// handle. For a plain future, shield a task made from it:
+/// `shield(&mut create_task(fut))`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -31,8 +70,8 @@ use crate::task::{join::outcome_to_result, Task};
 ///
 /// # Cancellation
 /// Cancelling the shield leaves the task untouched and its output in it.
-pub fn shield<T: 'static>(task: &mut Task<T>) -> Shield<'_, T> {
-    Shield { task }
+pub fn shield<S: ShieldTarget>(target: S) -> Shield<S> {
+    Shield { target }
 }
 
 /// What [`shield`] returns: await it (it is `IntoFuture`), or pass it to
@@ -40,18 +79,18 @@ pub fn shield<T: 'static>(task: &mut Task<T>) -> Shield<'_, T> {
 /// task to it (a zero timeout on a finished task gives its output). Call
 /// `.into_future()` for a [`ShieldFuture`] where a `Future` is required
 /// (`join!`, `select!`).
-pub struct Shield<'a, T> {
-    task: &'a mut Task<T>,
+pub struct Shield<S> {
+    target: S,
 }
 
-impl<'a, T: 'static> std::future::IntoFuture for Shield<'a, T> {
-    type Output = Result<T, CancelledError>;
-    type IntoFuture = ShieldFuture<'a, T>;
+impl<S: ShieldTarget> std::future::IntoFuture for Shield<S> {
+    type Output = Result<S::Output, CancelledError>;
+    type IntoFuture = ShieldFuture<S>;
 
-    fn into_future(self) -> ShieldFuture<'a, T> {
+    fn into_future(self) -> ShieldFuture<S> {
         crate::time::mark_task_like();
         ShieldFuture {
-            task: self.task,
+            target: self.target,
             cp: Checkpoint::new(),
             waiter: None,
             waited: false,
@@ -61,8 +100,8 @@ impl<'a, T: 'static> std::future::IntoFuture for Shield<'a, T> {
 }
 
 /// The future of a [`Shield`].
-pub struct ShieldFuture<'a, T> {
-    task: &'a mut Task<T>,
+pub struct ShieldFuture<S: ShieldTarget> {
+    target: S,
     cp: Checkpoint,
     /// Its registration as an awaiter of the task.
     waiter: Option<u32>,
@@ -72,22 +111,24 @@ pub struct ShieldFuture<'a, T> {
     relayed: bool,
 }
 
-impl<T> Drop for ShieldFuture<'_, T> {
+impl<S: ShieldTarget> Drop for ShieldFuture<S> {
     fn drop(&mut self) {
-        self.task.remove_waiter(&mut self.waiter);
+        let task = self.target.task_ref().clone();
+        task.remove_waiter(&mut self.waiter);
     }
 }
 
-impl<T: 'static> Future for ShieldFuture<'_, T> {
-    type Output = Result<T, CancelledError>;
+impl<S: ShieldTarget> Future for ShieldFuture<S> {
+    type Output = Result<S::Output, CancelledError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        let task = this.target.task_ref().clone();
         if let Some(err) = std::task::ready!(this.cp.poll_cancelled(cx)) {
-            this.task.remove_waiter(&mut this.waiter);
+            task.remove_waiter(&mut this.waiter);
             return Poll::Ready(Err(err));
         }
-        if this.task.done() {
+        if task.done() {
             this.waiter = None;
             if this.waited && !this.relayed {
                 // asyncio completes the shield's outer future from the
@@ -98,11 +139,10 @@ impl<T: 'static> Future for ShieldFuture<'_, T> {
                 return Poll::Pending;
             }
             this.cp.complete();
-            let outcome = this.task.take_outcome();
-            return Poll::Ready(outcome_to_result(this.task, outcome));
+            return Poll::Ready(this.target.take());
         }
         this.waited = true;
-        this.task.add_waiter(&mut this.waiter, cx.waker());
+        task.add_waiter(&mut this.waiter, cx.waker());
         this.cp.suspend(cx, None);
         Poll::Pending
     }

@@ -189,15 +189,21 @@ impl Future for WaitFuture {
         let this = self.get_mut();
         let task = this.task.clone();
         poll_task(&mut this.cp, &mut this.waiter, &task, cx, || {
-            if let Some(msg) = task.panic_message() {
-                panic!("awaited task {} panicked: {msg}", task.name());
-            }
-            if task.cancelled() {
-                Err(cancelled_here(task.cancel_message()))
-            } else {
-                Ok(())
-            }
+            shared_outcome(&task)
         })
+    }
+}
+
+/// A finished task's outcome through a shared handle: `Ok(())` for a value
+/// (left in the task), `Err` if it ended cancelled; its panic is repeated.
+pub(crate) fn shared_outcome(task: &TaskRef) -> Result<(), CancelledError> {
+    if let Some(msg) = task.panic_message() {
+        panic!("awaited task {} panicked: {msg}", task.name());
+    }
+    if task.cancelled() {
+        Err(cancelled_here(task.cancel_message()))
+    } else {
+        Ok(())
     }
 }
 
