@@ -272,6 +272,23 @@ impl fmt::Debug for TaskRef {
 /// awaiter gets the value. Dropping the handle does not cancel the task.
 ///
 /// `Task<T>` derefs to [`TaskRef`] for `done()`, `cancel()`, `name()`, ….
+///
+/// A task belongs to its loop's thread: its handles are `!Send`, so moving
+/// one to another thread is a compile error.
+///
+/// ```compile_fail
+/// asyncio::run(async {
+///     let task = asyncio::create_task(async { 1 });
+///     std::thread::spawn(move || task.cancel()); // error: `Task` is not `Send`
+/// });
+/// ```
+///
+/// ```compile_fail
+/// asyncio::run(async {
+///     let task = asyncio::current_task().unwrap();
+///     std::thread::spawn(move || task.name()); // error: `TaskRef` is not `Send`
+/// });
+/// ```
 pub struct Task<T> {
     obj: TaskRef,
     out: Rc<dyn TaskOutput<T>>,
