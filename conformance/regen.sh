@@ -10,6 +10,8 @@
 #
 # Layout written:
 #   programs/examples/NAME.json + NAME.trace.jsonl      the 25 hand-written programs
+#   programs/rules/NAME.json + NAME.trace.jsonl         one per rule we found the hard way
+#                                                       (kept; only their traces are rebuilt)
 #   programs/generated/SIZE/sSEED.json + .trace.jsonl   gen.py output, one dir per size
 #   programs/STATS.md                                   op usage statistics (ref/stats.py)
 set -euo pipefail
@@ -17,7 +19,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ref="$here/ref"
 programs="$here/programs"
-examples_src="${DIFFTEST_EXAMPLES:-/work/shared/difftest/examples}"
+examples_src="${DIFFTEST_EXAMPLES:-$here/../../shared/difftest/examples}"
 
 # --- find CPython 3.13 -------------------------------------------------------
 is_313() { "$1" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 13) else 1)' 2>/dev/null; }
@@ -66,7 +68,7 @@ chmod u+w "$programs/examples/"*.json
 rm -f "$programs/examples/"*.trace.jsonl
 
 # --- reference traces ----------------------------------------------------------
-dirs=("$programs/examples")
+dirs=("$programs/examples" "$programs/rules")
 for spec in "${sizes[@]}"; do
     read -r name _ <<<"$spec"
     dirs+=("$programs/generated/$name")
