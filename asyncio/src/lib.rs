@@ -144,6 +144,17 @@
 //! | `asyncio.current_task()`, `all_tasks()` | [`current_task`], [`all_tasks`] |
 //! | `asyncio.get_running_loop()` | [`get_running_loop`] → [`EventLoop`] |
 //! | `loop.time()`, `call_soon`, `call_later`, `call_at` | [`EventLoop`] methods, [`Handle`], [`TimerHandle`] |
+//! | `asyncio.to_thread(f)`, `loop.run_in_executor(None, f)` | [`to_thread`]`(f)`, [`EventLoop::run_in_executor`] → [`ToThread`] |
+//! | `loop.call_soon_threadsafe(f)` (from another thread) | [`EventLoop::handle`] → [`LoopHandle::call_soon_threadsafe`] |
+//! | `asyncio.run_coroutine_threadsafe(coro, loop)` | [`LoopHandle::run_coroutine_threadsafe`]`(\|\| fut)` → [`ConcurrentFuture`] |
+//! | `await asyncio.open_connection(host, port)` | [`open_connection`]`(host, port)` → ([`StreamReader`], [`StreamWriter`]) |
+//! | `await asyncio.start_server(cb, host, port)` | [`start_server`]`(handler, host, port)` → [`Server`] |
+//! | `server.sockets`, `close()`, `wait_closed()`, `serve_forever()`, `close_clients()` | [`Server::local_addrs`], same names on [`Server`] |
+//! | `reader.read(n)`, `read()`, `readline()`, `readexactly(n)`, `readuntil(sep)`, `at_eof()` | [`StreamReader`]: same names, `read()` is `read_to_end()` |
+//! | `IncompleteReadError`, `LimitOverrunError` | [`IncompleteReadError`], [`LimitOverrunError`] (inside the `io::Error`) |
+//! | `writer.write(b)`, `await drain()`, `close()`, `await wait_closed()`, `write_eof()` | same names on [`StreamWriter`] |
+//! | `loop.sock_connect`/`sock_recv`/`sock_sendall`, `create_datagram_endpoint` | [`net::TcpStream`], [`net::TcpListener`], [`net::UdpSocket`] |
+//! | `CancelledError` out of an I/O call | an `io::Error` wrapping it: [`io::cancelled`], [`io::into_cancelled`] |
 //! | `await asyncio.gather(*aws)` | [`gather`](fn@gather)`(iter)`, [`gather!`]`(a, b, …)` → `Result<Vec<T>, CancelledError>` / a tuple |
 //! | `gather(…, return_exceptions=True)` | [`Gather::return_exceptions`] → an [`Outcome`] per child |
 //! | `gather` over tasks that raise | [`try_gather`](fn@try_gather), [`try_gather!`] over `Result` outputs: the first `Err` |
@@ -181,6 +192,14 @@
 //!   reports `TimeoutError` three turns later, as asyncio does for a
 //!   coroutine; a cancellation of the caller during those turns is delivered
 //!   at its next await point rather than out of the `wait_for`.
+//! - **I/O readiness wakes a task on the same turn** as the event (asyncio
+//!   runs a transport callback, which then completes a future: one turn
+//!   later). A [`StreamReader`] reads from its socket only when a call needs
+//!   more data, where asyncio's protocol reads eagerly. With a reactor
+//!   running, real-clock timers are rounded up to whole milliseconds.
+//! - **Closing the loop does not wait for worker threads** still running a
+//!   [`to_thread`] call; `asyncio.run` shuts its default executor down and
+//!   waits.
 //! - **Closing never hangs on a task that cannot see its cancellation** (one
 //!   blocked in a foreign future that is not a checkpoint): once the loop is
 //!   idle, such a task is reported and dropped.
@@ -190,8 +209,12 @@
 
 mod cancel;
 mod group;
+pub mod io;
+pub mod net;
 mod runtime;
+mod streams;
 mod task;
+mod threads;
 mod time;
 mod util;
 
@@ -210,10 +233,15 @@ pub use runtime::{
     get_running_loop, run, EventLoop, ExceptionContext, Handle, NoRunningLoop, Runner,
     RunnerBuilder, TimerHandle,
 };
+pub use streams::{
+    open_connection, start_server, IncompleteReadError, LimitOverrunError, Server, StreamReader,
+    StreamWriter,
+};
 pub use task::{
     all_tasks, create_task, current_task, Flatten, FlattenFuture, Join, Task, TaskBuilder, TaskRef,
     Wait, WaitFuture,
 };
+pub use threads::{to_thread, ConcurrentFuture, LoopClosed, LoopHandle, ToThread};
 pub use time::{
     sleep, sleep_until, timeout, timeout_at, wait_for, InvalidStateError, Sleep, Timeout,
     TimeoutError, TimeoutHandle,

@@ -46,6 +46,11 @@ pub fn get_running_loop() -> Result<EventLoop, NoRunningLoop> {
 }
 
 impl EventLoop {
+    /// The loop itself, for the crate's other modules.
+    pub(crate) fn inner(&self) -> &Rc<Loop> {
+        &self.lp
+    }
+
     /// The loop's clock (virtual on a virtual-time runner).
     pub fn time(&self) -> Instant {
         self.lp.now()

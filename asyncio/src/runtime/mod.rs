@@ -4,8 +4,9 @@
 //!
 //! 1. Wakes that arrived from other threads join the ready queue.
 //! 2. If nothing is ready, the loop waits for the earliest timer: on a real
-//!    clock it parks the thread until then (or until another thread wakes a
-//!    task); on a virtual clock it jumps straight to that deadline.
+//!    clock it blocks until then, or until an I/O event or another thread
+//!    wakes a task; on a virtual clock it jumps straight to that deadline
+//!    (see `idle.rs`, which also polls I/O on busy turns).
 //! 3. Every timer due now moves to the *end* of the ready queue, in
 //!    deadline order, FIFO among equal deadlines.
 //! 4. Exactly the entries present at that moment run, in order. Whatever
@@ -17,6 +18,7 @@
 
 pub(crate) mod context;
 mod handle;
+mod idle;
 mod runner;
 pub(crate) mod timers;
 
@@ -24,12 +26,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::Thread;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use handle::{get_running_loop, EventLoop, Handle, NoRunningLoop, TimerHandle};
+pub(crate) use idle::{BusyGuard, Remote};
 pub use runner::{run, ExceptionContext, Runner, RunnerBuilder};
 
 use crate::task::{TaskObj, TaskRef};
@@ -57,36 +59,6 @@ pub(crate) enum Ready {
     Callback(Rc<Callback>),
 }
 
-/// The part of a loop other threads may touch: wakes of its tasks.
-pub(crate) struct Remote {
-    loop_id: u64,
-    queue: Mutex<Vec<TaskKey>>,
-    pending: AtomicBool,
-    closed: AtomicBool,
-    thread: Mutex<Option<Thread>>,
-}
-
-impl Remote {
-    /// Schedules a task woken through its waker, from any thread.
-    pub(crate) fn schedule(&self, key: TaskKey) {
-        if context::current_loop_id() == self.loop_id {
-            context::with_loop(|lp| lp.ready.borrow_mut().push_back(Ready::Task(key)));
-            return;
-        }
-        if self.closed.load(Ordering::Acquire) {
-            return;
-        }
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(key);
-        self.pending.store(true, Ordering::Release);
-        if let Some(t) = &*self.thread.lock().unwrap_or_else(|e| e.into_inner()) {
-            t.unpark();
-        }
-    }
-}
-
 enum Clock {
     Real,
     Virtual(Cell<Instant>),
@@ -105,6 +77,8 @@ pub(crate) struct Loop {
     pub(crate) remote: Arc<Remote>,
     current: RefCell<Option<TaskRef>>,
     handler: Option<ExceptionHandler>,
+    /// The reactor and the worker pool, created on first use (idle.rs).
+    io: idle::LoopIo,
 }
 
 impl Loop {
@@ -121,15 +95,10 @@ impl Loop {
             } else {
                 Clock::Real
             },
-            remote: Arc::new(Remote {
-                loop_id: id,
-                queue: Mutex::new(Vec::new()),
-                pending: AtomicBool::new(false),
-                closed: AtomicBool::new(false),
-                thread: Mutex::new(None),
-            }),
+            remote: Arc::new(Remote::new(id)),
             current: RefCell::new(None),
             handler,
+            io: idle::LoopIo::default(),
         })
     }
 
@@ -258,42 +227,10 @@ impl Loop {
 
     // ----- running -----
 
-    fn drain_remote(&self) {
-        if !self.remote.pending.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        let keys =
-            std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut ready = self.ready.borrow_mut();
-        ready.extend(keys.into_iter().map(Ready::Task));
-    }
-
     /// Runs one turn (see the module doc).
     pub(crate) fn run_once(&self) {
         self.drain_remote();
-        if self.ready.borrow().is_empty() {
-            let next = self.timers.borrow_mut().next_deadline();
-            match (&self.clock, next) {
-                (Clock::Virtual(t), Some(deadline)) => {
-                    if deadline > t.get() {
-                        t.set(deadline);
-                    }
-                }
-                (Clock::Real, Some(deadline)) => {
-                    let now = Instant::now();
-                    if deadline > now && !self.remote.pending.load(Ordering::Acquire) {
-                        std::thread::park_timeout(deadline - now);
-                    }
-                }
-                (_, None) => {
-                    if !self.remote.pending.load(Ordering::Acquire) {
-                        // Only another thread can wake a task now.
-                        std::thread::park();
-                    }
-                }
-            }
-            self.drain_remote();
-        }
+        self.wait_for_work();
         let now = self.now();
         {
             let mut timers = self.timers.borrow_mut();
@@ -339,8 +276,6 @@ impl Loop {
 
     /// Runs turns until `done()` holds.
     pub(crate) fn run_until(&self, done: impl Fn() -> bool) {
-        *self.remote.thread.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(std::thread::current());
         while !done() {
             self.run_once();
         }
@@ -348,17 +283,17 @@ impl Loop {
 
     /// Runs turns until `done()` holds or nothing can happen any more
     /// without another thread: nothing ready, no timer armed, no wake from
-    /// another thread waiting. Returns whether `done()` holds.
+    /// another thread waiting, no task awaiting I/O or a worker thread.
+    /// Returns whether `done()` holds.
     pub(crate) fn run_until_or_idle(&self, done: impl Fn() -> bool) -> bool {
-        *self.remote.thread.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(std::thread::current());
         loop {
             if done() {
                 return true;
             }
             let idle = self.ready.borrow().is_empty()
                 && self.timers.borrow_mut().next_deadline().is_none()
-                && !self.remote.pending.load(Ordering::Acquire);
+                && !self.remote.pending.load(Ordering::Acquire)
+                && !self.io_busy();
             if idle {
                 return false;
             }
@@ -368,7 +303,7 @@ impl Loop {
 
     /// Drops every task's future and every timer and callback (loop close).
     pub(crate) fn shutdown(&self) {
-        self.remote.closed.store(true, Ordering::Release);
+        self.close_io();
         let tasks = self.tasks.borrow_mut().drain();
         for (_, t) in &tasks {
             t.0.drop_future(self);

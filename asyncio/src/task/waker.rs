@@ -3,8 +3,8 @@
 //! The waker holds no pointer to the task itself (whose future may be
 //! `!Send`), only the task's registry key and the loop's [`Remote`]. A wake
 //! on the loop's own thread pushes the key onto the ready queue directly; a
-//! wake from another thread goes through the remote queue and unparks the
-//! loop. The `state` flag makes a task appear at most once in the ready
+//! wake from another thread goes through the remote queue and wakes the
+//! loop (unparks its thread, or wakes its reactor once it has one). The `state` flag makes a task appear at most once in the ready
 //! queue, and silences wakes after the task is done.
 
 use std::sync::atomic::{AtomicU8, Ordering};

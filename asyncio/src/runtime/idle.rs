@@ -1,0 +1,304 @@
+//! How the loop waits when nothing is ready, and how other threads wake it.
+//!
+//! # Waiting (step 2 of a turn)
+//!
+//! - Something is ready: the reactor, if the loop has one with sockets
+//!   registered, is polled without blocking (asyncio polls its selector with
+//!   a zero timeout on every turn), so busy tasks never starve I/O.
+//! - Nothing is ready, real clock: block until the next timer's deadline,
+//!   an I/O event, or a wake from another thread — in `mio::Poll::poll`
+//!   once the loop has a reactor, by parking the thread before (a loop that
+//!   never does I/O never opens an epoll instance).
+//! - Nothing is ready, virtual clock: poll the reactor without blocking; if
+//!   that made nothing ready, jump the clock to the next timer. Only with no
+//!   timer at all does a virtual loop block (for I/O or another thread).
+//!   Programs that wait for the network should run on the real clock: the
+//!   virtual one does not wait for a peer before firing the next timer.
+//!
+//! # Waking from other threads ([`Remote`])
+//!
+//! A wake from another thread (a task's waker, `call_soon_threadsafe`) pushes
+//! onto one mutex-protected queue and sets `pending`; only the push that
+//! turns `pending` from false to true wakes the loop — through the
+//! reactor's `mio::Waker` (an eventfd) once the reactor exists, by
+//! unparking the loop's thread before. The loop checks `pending` before it
+//! blocks; both wake-ups are sticky (an unpark token, an eventfd edge), so a
+//! wake between that check and the block is not lost. The switch from
+//! parking to the reactor happens under the `wakeup` mutex, so a wake either
+//! unparks (and the loop, which checks `pending` after the switch, does not
+//! block) or writes the eventfd. A wake on the loop's own thread skips all
+//! of this and pushes onto the ready queue directly.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use super::{context, Callback, Clock, Loop, Ready, TaskKey};
+use crate::io::reactor::Reactor;
+use crate::threads::pool::Pool;
+
+/// Work handed to the loop by another thread.
+pub(crate) enum RemoteItem {
+    /// A task woken through its waker.
+    Task(TaskKey),
+    /// `call_soon_threadsafe`.
+    Call(Box<dyn FnOnce() + Send>),
+}
+
+/// How another thread gets the loop out of its idle wait.
+enum Wakeup {
+    Park(Thread),
+    Reactor(Arc<mio::Waker>),
+    Closed,
+}
+
+/// The part of a loop other threads may touch: its cross-thread queue.
+pub(crate) struct Remote {
+    loop_id: u64,
+    queue: Mutex<Vec<RemoteItem>>,
+    pub(super) pending: AtomicBool,
+    closed: AtomicBool,
+    wakeup: Mutex<Wakeup>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Remote {
+    /// A remote for a loop that runs on the current thread (a loop is
+    /// `!Send`: it runs where it was made).
+    pub(super) fn new(loop_id: u64) -> Remote {
+        Remote {
+            loop_id,
+            queue: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            wakeup: Mutex::new(Wakeup::Park(std::thread::current())),
+        }
+    }
+
+    /// Schedules a task woken through its waker, from any thread.
+    pub(crate) fn schedule(&self, key: TaskKey) {
+        if context::current_loop_id() == self.loop_id {
+            context::with_loop(|lp| lp.ready.borrow_mut().push_back(Ready::Task(key)));
+            return;
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let _ = self.push(RemoteItem::Task(key));
+    }
+
+    /// Schedules `f` on the loop, from any thread (`call_soon_threadsafe`):
+    /// it runs on the loop's next turn, after what is ready now. Gives `f`
+    /// back if the loop is closed.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn call_soon(
+        &self,
+        f: Box<dyn FnOnce() + Send>,
+    ) -> Result<(), Box<dyn FnOnce() + Send>> {
+        if context::current_loop_id() == self.loop_id {
+            return match context::with_loop(|lp| lp.call_soon(f)) {
+                Some(_) => Ok(()),
+                None => unreachable!("the loop runs on this thread"),
+            };
+        }
+        match self.push(RemoteItem::Call(f)) {
+            Ok(()) => Ok(()),
+            Err(RemoteItem::Call(f)) => Err(f),
+            Err(RemoteItem::Task(_)) => unreachable!(),
+        }
+    }
+
+    /// Whether the loop is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The id of the loop (see `context::current_loop_id`).
+    pub(crate) fn loop_id(&self) -> u64 {
+        self.loop_id
+    }
+
+    fn push(&self, item: RemoteItem) -> Result<(), RemoteItem> {
+        {
+            let mut q = lock(&self.queue);
+            // Checked under the queue's lock: `close` drains under it too,
+            // so nothing is left behind in a closed loop's queue.
+            if self.closed.load(Ordering::Acquire) {
+                return Err(item);
+            }
+            q.push(item);
+        }
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            match &*lock(&self.wakeup) {
+                Wakeup::Park(t) => t.unpark(),
+                Wakeup::Reactor(w) => {
+                    let _ = w.wake();
+                }
+                Wakeup::Closed => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn use_reactor(&self, waker: Arc<mio::Waker>) {
+        *lock(&self.wakeup) = Wakeup::Reactor(waker);
+    }
+
+    /// Closes the queue: later pushes are refused, and what is queued is
+    /// dropped (on the loop's thread).
+    fn close(&self) {
+        let items = {
+            let mut q = lock(&self.queue);
+            self.closed.store(true, Ordering::Release);
+            std::mem::take(&mut *q)
+        };
+        let wakeup = std::mem::replace(&mut *lock(&self.wakeup), Wakeup::Closed);
+        drop(wakeup);
+        drop(items);
+    }
+}
+
+/// The loop's I/O services, each created on first use: the reactor and the
+/// worker threads of `to_thread` / `run_in_executor`.
+#[derive(Default)]
+pub(crate) struct LoopIo {
+    reactor: OnceCell<Rc<Reactor>>,
+    pool: OnceCell<Pool>,
+    /// I/O operations and worker-thread calls being awaited right now.
+    busy: Rc<Cell<usize>>,
+}
+
+/// Counts one I/O operation or worker-thread call being awaited, from its
+/// first suspension until it completes or is dropped. While any is counted,
+/// closing the loop waits for it (a cancelled task's cleanup may await a
+/// socket or a thread), as asyncio's shutdown does.
+pub(crate) struct BusyGuard(Rc<Cell<usize>>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+impl Loop {
+    /// The loop's reactor, created on first use.
+    pub(crate) fn reactor(&self) -> io::Result<Rc<Reactor>> {
+        if let Some(r) = self.io.reactor.get() {
+            return Ok(r.clone());
+        }
+        let r = Reactor::new()?;
+        self.remote.use_reactor(r.waker());
+        let _ = self.io.reactor.set(r.clone());
+        Ok(r)
+    }
+
+    /// The loop's worker pool, created on first use.
+    pub(crate) fn pool(&self) -> &Pool {
+        self.io.pool.get_or_init(Pool::new)
+    }
+
+    /// Counts an await of I/O or of a worker thread (see [`BusyGuard`]).
+    pub(crate) fn busy_guard(&self) -> BusyGuard {
+        self.io.busy.set(self.io.busy.get() + 1);
+        BusyGuard(self.io.busy.clone())
+    }
+
+    /// Whether some task awaits I/O or a worker thread: the loop is not
+    /// idle, something may still happen.
+    pub(super) fn io_busy(&self) -> bool {
+        self.io.busy.get() > 0
+    }
+
+    /// Moves work queued by other threads to the ready queue.
+    pub(super) fn drain_remote(&self) {
+        if !self.remote.pending.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let items = std::mem::take(&mut *lock(&self.remote.queue));
+        let mut ready = self.ready.borrow_mut();
+        ready.extend(items.into_iter().map(|item| match item {
+            RemoteItem::Task(key) => Ready::Task(key),
+            RemoteItem::Call(f) => Ready::Callback(Rc::new(Callback {
+                cancelled: Cell::new(false),
+                f: RefCell::new(Some(f)),
+            })),
+        }));
+    }
+
+    fn poll_reactor(&self, reactor: &Reactor, timeout: Option<Duration>) {
+        reactor.poll(timeout, |hook| {
+            self.call_soon(Box::new(move || hook()));
+        });
+    }
+
+    /// Step 2 of a turn (see the module doc): polls for I/O, and when
+    /// nothing is ready waits for the next timer, an I/O event or a wake
+    /// from another thread (or, on a virtual clock, jumps to the timer).
+    pub(super) fn wait_for_work(&self) {
+        let reactor = self.io.reactor.get().cloned();
+        if !self.ready.borrow().is_empty() {
+            if let Some(r) = reactor.as_deref().filter(|r| !r.is_empty()) {
+                self.poll_reactor(r, Some(Duration::ZERO));
+                self.drain_remote();
+            }
+            return;
+        }
+        let pending = || self.remote.pending.load(Ordering::Acquire);
+        let next = self.timers.borrow_mut().next_deadline();
+        match (&self.clock, next) {
+            (Clock::Virtual(t), Some(deadline)) => {
+                if let Some(r) = &reactor {
+                    self.poll_reactor(r, Some(Duration::ZERO));
+                    self.drain_remote();
+                    if !self.ready.borrow().is_empty() {
+                        return;
+                    }
+                }
+                if deadline > t.get() {
+                    t.set(deadline);
+                }
+            }
+            (Clock::Real, Some(deadline)) => {
+                let now = Instant::now();
+                let wait = if deadline > now && !pending() {
+                    deadline - now
+                } else {
+                    Duration::ZERO
+                };
+                match &reactor {
+                    Some(r) => self.poll_reactor(r, Some(wait)),
+                    None if !wait.is_zero() => std::thread::park_timeout(wait),
+                    None => {}
+                }
+            }
+            (_, None) => match &reactor {
+                // Only I/O or another thread can make a task ready now.
+                Some(r) => self.poll_reactor(r, pending().then_some(Duration::ZERO)),
+                None if !pending() => std::thread::park(),
+                None => {}
+            },
+        }
+        self.drain_remote();
+    }
+
+    /// Loop close: refuses further wakes from other threads, drops what
+    /// they queued, drops the reactor's waiters and hooks (closing the
+    /// sockets only they kept open), and stops the worker threads once they
+    /// finish what they run.
+    pub(super) fn close_io(&self) {
+        self.remote.close();
+        if let Some(r) = self.io.reactor.get() {
+            r.shutdown();
+        }
+        if let Some(p) = self.io.pool.get() {
+            p.shutdown();
+        }
+    }
+}
