@@ -23,7 +23,8 @@ import time
 SLEEP = 1.0  # sleepers: seconds each task sleeps
 LONG = 10.0  # timeout_ok deadline and cancel sleep
 YIELDS_PER_TASK = 100
-WORKLOADS = ["spawn", "sleepers", "timeout_ok", "timeout_bare", "cancel", "pingpong", "yield"]
+LOCK_TASKS = 4
+WORKLOADS = ["spawn", "sleepers", "timeout_ok", "timeout_bare", "cancel", "pingpong", "lock", "yield"]
 UNITS = {
     "spawn": "ns/task",
     "sleepers": "ns/task",
@@ -31,6 +32,7 @@ UNITS = {
     "timeout_bare": "ns/iter",
     "cancel": "ns/task",
     "pingpong": "ns/round trip",
+    "lock": "ns/hand-off",
     "yield": "ns/yield",
 }
 
@@ -162,6 +164,29 @@ async def pingpong(n):
     return time.perf_counter_ns() - start, total, None
 
 
+def lock_share(n, t):
+    return n // LOCK_TASKS + (1 if t < n % LOCK_TASKS else 0)
+
+
+async def lock(n):
+    lk = asyncio.Lock()
+    state = [0, 0]  # next index, checksum
+
+    async def worker(k):
+        for _ in range(k):
+            async with lk:
+                i = state[0]
+                state[0] += 1
+                state[1] += task_value(i)
+                await asyncio.sleep(0)  # hold the lock across a suspension
+
+    start = time.perf_counter_ns()
+    tasks = [asyncio.create_task(worker(lock_share(n, t))) for t in range(LOCK_TASKS)]
+    for t in tasks:
+        await t
+    return time.perf_counter_ns() - start, state[1], None
+
+
 async def yielder(i):
     for _ in range(YIELDS_PER_TASK):
         await asyncio.sleep(0)
@@ -184,6 +209,7 @@ BODIES = {
     "timeout_bare": timeout_bare,
     "cancel": cancel,
     "pingpong": pingpong,
+    "lock": lock,
     "yield": yielders,
 }
 

@@ -144,6 +144,15 @@
 //! | `asyncio.current_task()`, `all_tasks()` | [`current_task`], [`all_tasks`] |
 //! | `asyncio.get_running_loop()` | [`get_running_loop`] → [`EventLoop`] |
 //! | `loop.time()`, `call_soon`, `call_later`, `call_at` | [`EventLoop`] methods, [`Handle`], [`TimerHandle`] |
+//! | `asyncio.Event()`: `set`, `clear`, `is_set`, `await wait()` | [`Event`] |
+//! | `asyncio.Lock()`, `async with lock:` | [`Lock`]: `let _guard = lock.acquire().await?;` ([`LockGuard`] releases on drop) |
+//! | `asyncio.Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore`], [`BoundedSemaphore`] ([`SemaphorePermit`] releases on drop) |
+//! | `ValueError` from `BoundedSemaphore.release()` | [`ReleasedTooManyTimes`] |
+//! | `asyncio.Condition(lock)`: `wait`, `wait_for`, `notify(n)`, `notify_all` | [`Condition`]: `cond.wait(&mut guard)`, `cond.notify(&guard, n)` |
+//! | `asyncio.Barrier(n)`: `wait`, `reset`, `abort`, `BrokenBarrierError` | [`Barrier`], [`BarrierWaitError`], [`BrokenBarrierError`] |
+//! | `asyncio.Queue(maxsize)`, `LifoQueue`, `PriorityQueue` | [`Queue`], [`LifoQueue`], [`PriorityQueue`] (`maxsize` 0: unbounded) |
+//! | `put`, `get`, `put_nowait`, `get_nowait`, `task_done`, `join`, `shutdown(immediate)` | same names on [`Queue`] |
+//! | `QueueEmpty`, `QueueFull`, `QueueShutDown` | [`QueueEmpty`], [`QueueFull`], [`QueueShutDown`] (in [`GetNowaitError`], [`PutNowaitError`], [`GetError`], [`PutError`]) |
 //! | `asyncio.to_thread(f)`, `loop.run_in_executor(None, f)` | [`to_thread`]`(f)`, [`EventLoop::run_in_executor`] → [`ToThread`] |
 //! | `loop.call_soon_threadsafe(f)` (from another thread) | [`EventLoop::handle`] → [`LoopHandle::call_soon_threadsafe`] |
 //! | `asyncio.run_coroutine_threadsafe(coro, loop)` | [`LoopHandle::run_coroutine_threadsafe`]`(\|\| fut)` → [`ConcurrentFuture`] |
@@ -154,6 +163,12 @@
 //! | `IncompleteReadError`, `LimitOverrunError` | [`IncompleteReadError`], [`LimitOverrunError`] (inside the `io::Error`) |
 //! | `writer.write(b)`, `await drain()`, `close()`, `await wait_closed()`, `write_eof()` | same names on [`StreamWriter`] |
 //! | `loop.sock_connect`/`sock_recv`/`sock_sendall`, `create_datagram_endpoint` | [`net::TcpStream`], [`net::TcpListener`], [`net::UdpSocket`] |
+//! | `loop.add_signal_handler(sig, cb)`, `remove_signal_handler(sig)` | [`EventLoop::add_signal_handler`], [`EventLoop::remove_signal_handler`] (Unix) |
+//! | `KeyboardInterrupt` from `asyncio.run` on Ctrl-C | [`run`] exits with status 130; [`Runner::run`] panics |
+//! | `await asyncio.create_subprocess_exec(prog, *args)`, `create_subprocess_shell(cmd)` | [`create_subprocess_exec`]`(prog, args)`, [`create_subprocess_shell`]`(cmd)` → [`Process`] (all three streams piped); [`Process::spawn`] for a `std::process::Command` |
+//! | `proc.wait()`, `communicate(input)`, `kill()`, `terminate()`, `send_signal(sig)`, `returncode`, `pid` | same names on [`Process`] |
+//! | `proc.stdin`, `proc.stdout`, `proc.stderr` | fields of [`Process`]: [`subprocess::ChildStdin`], [`subprocess::ChildStdout`], [`subprocess::ChildStderr`] |
+//! | `asyncio.open_unix_connection(path)`, `start_unix_server(cb, path)` sockets | [`net::UnixStream`], [`net::UnixListener`] |
 //! | `CancelledError` out of an I/O call | an `io::Error` wrapping it: [`io::cancelled`], [`io::into_cancelled`] |
 //! | `await asyncio.gather(*aws)` | [`gather`](fn@gather)`(iter)`, [`gather!`]`(a, b, …)` → `Result<Vec<T>, CancelledError>` / a tuple |
 //! | `gather(…, return_exceptions=True)` | [`Gather::return_exceptions`] → an [`Outcome`] per child |
@@ -211,8 +226,14 @@ mod cancel;
 mod group;
 pub mod io;
 pub mod net;
+mod queue;
 mod runtime;
+#[cfg(unix)]
+mod signal;
 mod streams;
+#[cfg(unix)]
+pub mod subprocess;
+mod sync;
 mod task;
 mod threads;
 mod time;
@@ -229,6 +250,10 @@ pub use group::{
     GatherOutcomes, IntoChild, Next, Outcome, ReturnWhen, TaskGroup, TaskGroupError, TaskGroupRun,
     TryChildren, TryGather, WaitTasks,
 };
+pub use queue::{
+    GetError, GetNowaitError, LifoQueue, PriorityQueue, PutError, PutNowaitError, Queue,
+    QueueEmpty, QueueFull, QueueGet, QueueJoin, QueuePut, QueueShutDown, TaskDoneTooManyTimes,
+};
 pub use runtime::{
     get_running_loop, run, EventLoop, ExceptionContext, Handle, NoRunningLoop, Runner,
     RunnerBuilder, TimerHandle,
@@ -236,6 +261,13 @@ pub use runtime::{
 pub use streams::{
     open_connection, start_server, IncompleteReadError, LimitOverrunError, Server, StreamReader,
     StreamWriter,
+};
+#[cfg(unix)]
+pub use subprocess::{create_subprocess_exec, create_subprocess_shell, Process};
+pub use sync::{
+    Barrier, BarrierWaitError, BoundedSemaphore, BrokenBarrierError, Condition, ConditionWait,
+    Event, EventWait, Lock, LockAcquire, LockGuard, ReleasedTooManyTimes, Semaphore,
+    SemaphoreAcquire, SemaphorePermit,
 };
 pub use task::{
     all_tasks, create_task, current_task, Flatten, FlattenFuture, Join, Task, TaskBuilder, TaskRef,

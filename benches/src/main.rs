@@ -20,7 +20,7 @@ use harness::Config;
 use workload::Workload;
 
 const USAGE: &str = "usage: asyncio-benches [WORKLOAD...] [--quick] [--no-python] [--svg PATH]
-workloads: spawn sleepers timeout_ok cancel pingpong yield (default: all)
+workloads: spawn sleepers timeout_ok cancel pingpong lock yield (default: all)
   --quick      sizes / 100, one run, no warm-up: a smoke test (checksums still verified)
   --no-python  skip the CPython column
   --svg PATH   where to write the chart (default: <target dir>/bench.svg)";

@@ -8,6 +8,8 @@ pub const SLEEP: Duration = Duration::from_secs(1);
 pub const LONG: Duration = Duration::from_secs(10);
 /// How many times each task of the `yield` workload yields.
 pub const YIELDS_PER_TASK: u64 = 100;
+/// How many tasks contend the lock in the `lock` workload.
+pub const LOCK_TASKS: u64 = 4;
 
 /// One measured thing; `TimeoutBare` is the control for `TimeoutOk`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,19 +26,23 @@ pub enum Workload {
     Cancel,
     /// Two tasks exchange N messages through capacity-1 queues.
     PingPong,
+    /// [`LOCK_TASKS`] tasks take a lock N times in all, each holding it
+    /// across a yield, so that every release hands it to a waiting task.
+    Lock,
     /// N tasks each yielding [`YIELDS_PER_TASK`] times.
     Yield,
 }
 
 impl Workload {
     /// Every workload, in table order.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Spawn,
         Workload::Sleepers,
         Workload::TimeoutOk,
         Workload::TimeoutBare,
         Workload::Cancel,
         Workload::PingPong,
+        Workload::Lock,
         Workload::Yield,
     ];
 
@@ -49,6 +55,7 @@ impl Workload {
             Workload::TimeoutBare => "timeout_bare",
             Workload::Cancel => "cancel",
             Workload::PingPong => "pingpong",
+            Workload::Lock => "lock",
             Workload::Yield => "yield",
         }
     }
@@ -62,6 +69,7 @@ impl Workload {
             "timeout_bare" => &[Workload::TimeoutBare],
             "cancel" => &[Workload::Cancel],
             "pingpong" => &[Workload::PingPong],
+            "lock" => &[Workload::Lock],
             "yield" => &[Workload::Yield],
             _ => return None,
         })
@@ -91,6 +99,7 @@ impl Workload {
             Workload::TimeoutOk => "ns/wait_for",
             Workload::TimeoutBare => "ns/iter",
             Workload::PingPong => "ns/round trip",
+            Workload::Lock => "ns/hand-off",
             Workload::Yield => "ns/yield",
         }
     }
@@ -122,6 +131,12 @@ impl Workload {
 /// The value task (or iteration) `i` produces; summed into the checksum.
 pub fn task_value(i: u64) -> u64 {
     3 * i + 1
+}
+
+/// How many times task `t` of the `lock` workload takes the lock, out of `n`.
+pub fn lock_share(n: usize, t: u64) -> u64 {
+    let n = n as u64;
+    n / LOCK_TASKS + u64::from(t < n % LOCK_TASKS)
 }
 
 /// The echo task's reply to message `i` in `pingpong`.

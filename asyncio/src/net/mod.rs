@@ -1,4 +1,4 @@
-//! Sockets on the loop: TCP and UDP.
+//! Sockets on the loop: TCP, UDP and Unix stream sockets.
 //!
 //! Every socket is registered with the running loop's reactor when it is
 //! made, and must be used from that loop's tasks (the types are `!Send`).
@@ -32,8 +32,12 @@
 mod addr;
 mod tcp;
 mod udp;
+#[cfg(unix)]
+mod unix;
 
 pub(crate) use addr::resolve;
 pub use addr::ToSocketAddrs;
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
+#[cfg(unix)]
+pub use unix::{UnixListener, UnixStream};

@@ -173,6 +173,9 @@ pub(crate) struct LoopIo {
     pool: OnceCell<Pool>,
     /// I/O operations and worker-thread calls being awaited right now.
     busy: Rc<Cell<usize>>,
+    /// Signal handlers and Ctrl-C state (`signal.rs`).
+    #[cfg(unix)]
+    signals: crate::signal::LoopSignals,
 }
 
 /// Counts one I/O operation or worker-thread call being awaited, from its
@@ -202,6 +205,12 @@ impl Loop {
     /// The loop's worker pool, created on first use.
     pub(crate) fn pool(&self) -> &Pool {
         self.io.pool.get_or_init(Pool::new)
+    }
+
+    /// The loop's signal handlers (`signal.rs`).
+    #[cfg(unix)]
+    pub(crate) fn signals(&self) -> &crate::signal::LoopSignals {
+        &self.io.signals
     }
 
     /// Counts an await of I/O or of a worker thread (see [`BusyGuard`]).
@@ -293,6 +302,8 @@ impl Loop {
     /// sockets only they kept open), and stops the worker threads once they
     /// finish what they run.
     pub(super) fn close_io(&self) {
+        #[cfg(unix)]
+        self.io.signals.close(self);
         self.remote.close();
         if let Some(r) = self.io.reactor.get() {
             r.shutdown();

@@ -93,13 +93,32 @@ impl Runner {
     /// Runs `fut` as the main task until it completes and returns its
     /// output.
     ///
+    /// # Ctrl-C
+    /// While it runs, if SIGINT has its default disposition and the loop
+    /// has no SIGINT handler of its own, the first SIGINT cancels the main
+    /// task (as `asyncio.Runner.run` does) and a second one exits the
+    /// process at once with status 130. The previous disposition is back
+    /// when `run` returns. Unix only.
+    ///
     /// # Panics
     /// - if a loop is already running on this thread (inside a task, await
     ///   the future instead, or `create_task` it);
     /// - if the runner was closed;
-    /// - if the main task ends cancelled;
+    /// - if the main task ends cancelled (after a Ctrl-C, the message says
+    ///   `KeyboardInterrupt`);
     /// - with the main task's own panic, if it panicked.
     pub fn run<F: Future + 'static>(&mut self, fut: F) -> F::Output {
+        match self.run_main(fut) {
+            Ok(v) => v,
+            Err(Interrupted) => {
+                panic!("asyncio: KeyboardInterrupt: the main task was cancelled by SIGINT (Ctrl-C)")
+            }
+        }
+    }
+
+    /// [`Runner::run`], reporting a main task cancelled by Ctrl-C as
+    /// `Err(Interrupted)`.
+    fn run_main<F: Future + 'static>(&mut self, fut: F) -> Result<F::Output, Interrupted> {
         assert!(
             context::with_loop(|_| ()).is_none(),
             "asyncio::run() / Runner::run() cannot be called while an event loop is running \
@@ -109,9 +128,18 @@ impl Runner {
         let _enter = context::enter(self.lp.clone());
         let main = self.lp.spawn(fut);
         let main_ref = TaskRef(main.clone());
+        // Ctrl-C cancels the main task (Unix). Miri cannot run `sigaction`,
+        // so the crate's Miri subset runs without it.
+        #[cfg(all(unix, not(miri)))]
+        let interrupt = crate::signal::Interrupt::enter(&self.lp, &main_ref);
         self.lp.run_until(|| main_ref.done());
+        #[cfg(all(unix, not(miri)))]
+        let interrupted = interrupt.is_some_and(|i| i.finish());
+        #[cfg(not(all(unix, not(miri))))]
+        let interrupted = false;
         match main.take_outcome() {
-            Outcome::Value(v) => v,
+            Outcome::Value(v) => Ok(v),
+            Outcome::Cancelled(_) if interrupted => Err(Interrupted),
             Outcome::Cancelled(msg) => panic!(
                 "asyncio: the main task was cancelled{}",
                 msg.map(|m| format!(" ({m})")).unwrap_or_default()
@@ -196,15 +224,31 @@ impl Drop for Runner {
 /// assert_eq!(out, 42);
 /// ```
 ///
+/// # Ctrl-C
+/// As in [`Runner::run`], the first SIGINT cancels the main task and a
+/// second one exits the process at once (status 130). If the main task
+/// ends cancelled after a Ctrl-C, `run` closes the loop (the other tasks
+/// clean up), prints `KeyboardInterrupt` to stderr and exits the process
+/// with status 130 — where Python raises `KeyboardInterrupt` out of
+/// `asyncio.run`. A main task that handles its cancellation returns
+/// normally.
+///
 /// # Panics
 /// As [`Runner::run`]: inside a running loop, when the main task ends
 /// cancelled, or with the main task's panic.
 pub fn run<F: Future + 'static>(fut: F) -> F::Output {
     let mut runner = Runner::new();
-    let out = panic::catch_unwind(AssertUnwindSafe(|| runner.run(fut)));
+    let out = panic::catch_unwind(AssertUnwindSafe(|| runner.run_main(fut)));
     runner.close();
     match out {
-        Ok(v) => v,
+        Ok(Ok(v)) => v,
+        Ok(Err(Interrupted)) => {
+            eprintln!("KeyboardInterrupt");
+            std::process::exit(130)
+        }
         Err(p) => panic::resume_unwind(p),
     }
 }
+
+/// The main task was cancelled by Ctrl-C (Python's `KeyboardInterrupt`).
+struct Interrupted;

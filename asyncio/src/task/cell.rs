@@ -171,11 +171,18 @@ impl<F: Future + 'static> TaskCell<F> {
         panic::catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx)))
     }
 
+    /// Drops the future (or a finished output) *in place*: a pinned future
+    /// must be dropped where it lies, never moved out first — its `Drop` may
+    /// follow pointers into itself.
+    fn drop_stage(&self) {
+        // Assigning to the place drops the old value in place.
+        *self.stage.borrow_mut() = Stage::Consumed;
+    }
+
     fn finish(self: &Rc<Self>, lp: &Loop, ending: Ending<F::Output>) {
         let h = &self.header;
-        // Drop the future first, on this thread, outside the borrow.
-        let old = std::mem::replace(&mut *self.stage.borrow_mut(), Stage::Consumed);
-        drop(old);
+        // Drop the future first, on this thread.
+        self.drop_stage();
         let end = match ending {
             Ending::Value(v) => {
                 let live = h.cancel.live_cancellation();
@@ -293,8 +300,7 @@ impl<F: Future + 'static> TaskObj for TaskCell<F> {
     }
 
     fn drop_future(&self, _lp: &Loop) {
-        let old = std::mem::replace(&mut *self.stage.borrow_mut(), Stage::Consumed);
-        drop(old);
+        self.drop_stage();
         self.header.cancel.clear();
         self.header.wake.mark_done();
         let waiters = self.header.waiters.borrow_mut().take();

@@ -9,11 +9,15 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use asyncio::{create_task, sleep, wait_for, CancelledError, Runner, Task};
+use asyncio::{
+    create_task, sleep, wait_for, CancelledError, GetError, Lock, PutError, Queue, Runner, Task,
+};
 
 use crate::harness::{RunError, RunResult};
 use crate::proc_status;
-use crate::workload::{task_value, Workload, LONG, SLEEP, YIELDS_PER_TASK};
+use crate::workload::{
+    echo_value, lock_share, task_value, Workload, LOCK_TASKS, LONG, SLEEP, YIELDS_PER_TASK,
+};
 
 /// Runs workload `w` of size `n` on a fresh `asyncio::Runner`.
 pub fn run(w: Workload, n: usize) -> Result<RunResult, RunError> {
@@ -23,11 +27,8 @@ pub fn run(w: Workload, n: usize) -> Result<RunResult, RunError> {
         Workload::TimeoutOk => block_on(timeout_ok(n, true)),
         Workload::TimeoutBare => block_on(timeout_ok(n, false)),
         Workload::Cancel => block_on(cancel(n)),
-        Workload::PingPong => {
-            return Err(RunError::Unsupported(
-                "asyncio::Queue does not exist yet".into(),
-            ))
-        }
+        Workload::PingPong => block_on(pingpong(n)),
+        Workload::Lock => block_on(lock(n)),
         Workload::Yield => block_on(yielders(n)),
     })
 }
@@ -117,6 +118,71 @@ async fn cancel(n: usize) -> RunResult {
         }
     }
     RunResult::new(start.elapsed(), cancelled)
+}
+
+/// `Queue::get`, propagating a cancellation (the queues are never shut down).
+async fn get(q: &Queue<u64>) -> Result<u64, CancelledError> {
+    q.get().await.map_err(|e| match e {
+        GetError::Cancelled(cancelled) => cancelled,
+        GetError::ShutDown(_) => unreachable!("the queue is never shut down"),
+    })
+}
+
+/// `Queue::put`, propagating a cancellation.
+async fn put(q: &Queue<u64>, v: u64) -> Result<(), CancelledError> {
+    q.put(v).await.map_err(|e| match e {
+        PutError::Cancelled(cancelled, _) => cancelled,
+        PutError::ShutDown(_) => unreachable!("the queue is never shut down"),
+    })
+}
+
+async fn pingpong(n: usize) -> RunResult {
+    let ping = Rc::new(Queue::new(1));
+    let pong = Rc::new(Queue::new(1));
+    let start = Instant::now();
+    let echo = {
+        let (ping, pong) = (ping.clone(), pong.clone());
+        create_task(async move {
+            for _ in 0..n {
+                let v = get(&ping).await?;
+                put(&pong, echo_value(v)).await?;
+            }
+            Ok(0)
+        })
+    };
+    let pinger = create_task(async move {
+        let mut sum = 0;
+        for i in 0..n as u64 {
+            put(&ping, i).await?;
+            sum += get(&pong).await?;
+        }
+        Ok(sum)
+    });
+    let sum = reap(vec![pinger, echo]).await;
+    RunResult::new(start.elapsed(), sum)
+}
+
+async fn lock(n: usize) -> RunResult {
+    let lock = Rc::new(Lock::new());
+    let counter = Rc::new(Cell::new(0u64));
+    let sum = Rc::new(Cell::new(0u64));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..LOCK_TASKS {
+        let (lock, counter, sum) = (lock.clone(), counter.clone(), sum.clone());
+        tasks.push(create_task(async move {
+            for _ in 0..lock_share(n, t) {
+                let _guard = lock.acquire().await?;
+                let i = counter.get();
+                counter.set(i + 1);
+                sum.set(sum.get() + task_value(i));
+                yield_now().await?; // hold the lock across a suspension
+            }
+            Ok(0)
+        }));
+    }
+    reap(tasks).await;
+    RunResult::new(start.elapsed(), sum.get())
 }
 
 async fn yielders(n: usize) -> RunResult {

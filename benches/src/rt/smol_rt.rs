@@ -1,5 +1,6 @@
 //! The workloads on smol's parts: an `async_executor::LocalExecutor` driven by
-//! `async_io::block_on`, `async_io::Timer` timers and `async_channel` queues.
+//! `async_io::block_on`, `async_io::Timer` timers, `async_channel` queues and
+//! `async_lock` locks (what `smol::lock` re-exports).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -8,11 +9,14 @@ use std::time::Instant;
 
 use async_executor::{LocalExecutor, Task};
 use async_io::Timer;
+use async_lock::Mutex;
 use futures_lite::future::{self, yield_now};
 
 use crate::harness::{RunError, RunResult};
 use crate::proc_status;
-use crate::workload::{echo_value, task_value, Workload, LONG, SLEEP, YIELDS_PER_TASK};
+use crate::workload::{
+    echo_value, lock_share, task_value, Workload, LOCK_TASKS, LONG, SLEEP, YIELDS_PER_TASK,
+};
 
 type Exec = Rc<LocalExecutor<'static>>;
 
@@ -25,6 +29,7 @@ pub fn run(w: Workload, n: usize) -> Result<RunResult, RunError> {
         Workload::TimeoutBare => block_on(|_| timeout_ok(n, false)),
         Workload::Cancel => block_on(|ex| cancel(ex, n)),
         Workload::PingPong => block_on(|ex| pingpong(ex, n)),
+        Workload::Lock => block_on(|ex| lock(ex, n)),
         Workload::Yield => block_on(|ex| yielders(ex, n)),
     })
 }
@@ -152,6 +157,29 @@ async fn pingpong(ex: Exec, n: usize) -> RunResult {
         sum
     });
     let sum = reap(vec![ping, echo]).await;
+    RunResult::new(start.elapsed(), sum)
+}
+
+async fn lock(ex: Exec, n: usize) -> RunResult {
+    // (next index, checksum), guarded by the mutex under test.
+    let state = Rc::new(Mutex::new((0u64, 0u64)));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..LOCK_TASKS {
+        let state = state.clone();
+        tasks.push(ex.spawn(async move {
+            for _ in 0..lock_share(n, t) {
+                let mut guard = state.lock().await;
+                let i = guard.0;
+                guard.0 += 1;
+                guard.1 += task_value(i);
+                yield_now().await; // hold the lock across a suspension
+            }
+            0
+        }));
+    }
+    reap(tasks).await;
+    let sum = state.lock().await.1;
     RunResult::new(start.elapsed(), sum)
 }
 

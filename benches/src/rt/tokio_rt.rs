@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::runtime::Builder;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex};
 use tokio::task::{yield_now, JoinHandle, LocalSet};
 use tokio::time::{sleep, timeout};
 
 use crate::harness::{RunError, RunResult};
 use crate::proc_status;
-use crate::workload::{echo_value, task_value, Workload, LONG, SLEEP, YIELDS_PER_TASK};
+use crate::workload::{
+    echo_value, lock_share, task_value, Workload, LOCK_TASKS, LONG, SLEEP, YIELDS_PER_TASK,
+};
 
 /// Which tokio runtime to use.
 #[derive(Clone, Copy, Debug)]
@@ -33,6 +35,7 @@ pub fn run(flavor: Flavor, w: Workload, n: usize) -> Result<RunResult, RunError>
         Workload::TimeoutBare => block_on(flavor, timeout_ok(n, false)),
         Workload::Cancel => block_on(flavor, cancel(flavor, n)),
         Workload::PingPong => block_on(flavor, pingpong(flavor, n)),
+        Workload::Lock => block_on(flavor, lock(flavor, n)),
         Workload::Yield => block_on(flavor, yielders(flavor, n)),
     })
 }
@@ -163,6 +166,29 @@ async fn pingpong(flavor: Flavor, n: usize) -> RunResult {
         sum
     });
     let sum = reap(vec![ping, echo]).await;
+    RunResult::new(start.elapsed(), sum)
+}
+
+async fn lock(flavor: Flavor, n: usize) -> RunResult {
+    // (next index, checksum), guarded by the mutex under test.
+    let state = Arc::new(Mutex::new((0u64, 0u64)));
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..LOCK_TASKS {
+        let state = state.clone();
+        handles.push(spawn(flavor, async move {
+            for _ in 0..lock_share(n, t) {
+                let mut guard = state.lock().await;
+                let i = guard.0;
+                guard.0 += 1;
+                guard.1 += task_value(i);
+                yield_now().await; // hold the lock across a suspension
+            }
+            0
+        }));
+    }
+    reap(handles).await;
+    let sum = state.lock().await.1;
     RunResult::new(start.elapsed(), sum)
 }
 

@@ -1,0 +1,692 @@
+//! Subprocesses on the loop: [`create_subprocess_exec`],
+//! [`create_subprocess_shell`], [`Process`] and its pipes (asyncio's
+//! `asyncio.subprocess`). Unix only.
+//!
+//! The pipes are registered with the loop's reactor; reading and writing
+//! them are checkpoints, like a socket's.
+//!
+//! # How the exit is noticed
+//!
+//! On Linux, [`Process::wait`] waits on a *pidfd* (`pidfd_open`, Linux
+//! 5.3) registered with the reactor: it becomes readable when the child
+//! exits, and the child is then reaped with `waitpid(pid, WNOHANG)` — no
+//! SIGCHLD handler, no thread, nothing touches other children of the
+//! process. Where `pidfd_open` is missing (other systems, older kernels),
+//! `wait` polls the child every 10 ms instead.
+//!
+//! A child still running when its [`Process`] is dropped keeps running and
+//! is not reaped (as with `std::process::Child`).
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::io::reactor::{Dir, IoSource};
+use crate::io::wait::wait_io;
+use crate::io::with_addr;
+
+/// Starts `program` with `args`, its stdin, stdout and stderr piped to the
+/// returned [`Process`] (`asyncio.create_subprocess_exec(program, *args,
+/// stdin=PIPE, stdout=PIPE, stderr=PIPE)`). For other settings (inherited
+/// streams, environment, working directory), build a
+/// [`std::process::Command`] and use [`Process::spawn`].
+///
+/// ```
+/// # asyncio::run(async {
+/// let mut p = asyncio::create_subprocess_exec("echo", ["hello"]).await.unwrap();
+/// let (out, _err) = p.communicate(None).await.unwrap();
+/// assert_eq!(out, b"hello\n");
+/// assert_eq!(p.returncode(), Some(0));
+/// # });
+/// ```
+///
+/// # Errors
+/// The OS error, its message naming the command (`spawn \`nope\`: No such
+/// file or directory (os error 2)`).
+///
+/// # Cancellation
+/// Never suspends: the child is started when this is first polled.
+pub async fn create_subprocess_exec<I, S>(
+    program: impl AsRef<OsStr>,
+    args: I,
+) -> io::Result<Process>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    piped(&mut cmd);
+    Process::spawn(&mut cmd)
+}
+
+/// Runs `cmd` with `sh -c`, its stdin, stdout and stderr piped to the
+/// returned [`Process`] (`asyncio.create_subprocess_shell`).
+///
+/// ```
+/// # asyncio::run(async {
+/// let mut p = asyncio::create_subprocess_shell("echo oops >&2; exit 3").await.unwrap();
+/// let (_out, err) = p.communicate(None).await.unwrap();
+/// assert_eq!(err, b"oops\n");
+/// assert_eq!(p.returncode(), Some(3));
+/// # });
+/// ```
+///
+/// # Errors
+/// As [`create_subprocess_exec`].
+///
+/// # Cancellation
+/// Never suspends.
+pub async fn create_subprocess_shell(cmd: &str) -> io::Result<Process> {
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c").arg(cmd);
+    piped(&mut c);
+    Process::spawn(&mut c)
+}
+
+fn piped(cmd: &mut Command) {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+}
+
+/// How a command reads in error messages: its program and arguments,
+/// between backquotes.
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    format!("`{s}`")
+}
+
+/// A child process started on the loop (asyncio's `Process`).
+///
+/// Its piped streams are the public fields [`stdin`](Process::stdin),
+/// [`stdout`](Process::stdout) and [`stderr`](Process::stderr) (`None` if
+/// not piped, or once taken).
+///
+/// ```
+/// # asyncio::run(async {
+/// let mut p = asyncio::create_subprocess_exec("cat", [] as [&str; 0]).await.unwrap();
+/// let stdin = p.stdin.take().unwrap();
+/// stdin.write_all(b"round trip").await.unwrap();
+/// drop(stdin); // cat reads end of file
+/// let out = p.stdout.take().unwrap().read_to_end().await.unwrap();
+/// assert_eq!(out, b"round trip");
+/// assert_eq!(p.wait().await.unwrap(), 0);
+/// # });
+/// ```
+pub struct Process {
+    child: Child,
+    exit: Option<IoSource<PidFd>>,
+    status: Option<ExitStatus>,
+    what: Rc<str>,
+    /// The child's stdin, if piped.
+    pub stdin: Option<ChildStdin>,
+    /// The child's stdout, if piped.
+    pub stdout: Option<ChildStdout>,
+    /// The child's stderr, if piped.
+    pub stderr: Option<ChildStderr>,
+}
+
+impl Process {
+    /// Starts `cmd` as configured (its `stdin`/`stdout`/`stderr` settings
+    /// decide which pipes the [`Process`] has).
+    ///
+    /// ```
+    /// use std::process::{Command, Stdio};
+    /// # asyncio::run(async {
+    /// let mut cmd = Command::new("pwd");
+    /// cmd.current_dir("/").stdout(Stdio::piped());
+    /// let mut p = asyncio::Process::spawn(&mut cmd).unwrap();
+    /// assert!(p.stdin.is_none());
+    /// assert_eq!(p.stdout.take().unwrap().read_to_end().await.unwrap(), b"/\n");
+    /// assert_eq!(p.wait().await.unwrap(), 0);
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// The OS error naming the command, or `NoRunningLoop` inside an
+    /// `io::Error` outside a loop.
+    pub fn spawn(cmd: &mut Command) -> io::Result<Process> {
+        let what: Rc<str> = describe(cmd).into();
+        let mut child = cmd.spawn().map_err(|e| with_addr(e, "spawn", &what))?;
+        let mut take = || -> io::Result<_> {
+            let stdin = child
+                .stdin
+                .take()
+                .map(|s| ChildStdin::new(s.into(), &what))
+                .transpose()?;
+            let stdout = child
+                .stdout
+                .take()
+                .map(|s| PipeReader::new(s.into(), "stdout", &what).map(ChildStdout))
+                .transpose()?;
+            let stderr = child
+                .stderr
+                .take()
+                .map(|s| PipeReader::new(s.into(), "stderr", &what).map(ChildStderr))
+                .transpose()?;
+            Ok((stdin, stdout, stderr, PidFd::open(child.id())?))
+        };
+        match take() {
+            Ok((stdin, stdout, stderr, exit)) => Ok(Process {
+                child,
+                exit,
+                status: None,
+                what,
+                stdin,
+                stdout,
+                stderr,
+            }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
+        }
+    }
+
+    /// The child's process id.
+    ///
+    /// ```
+    /// # asyncio::run(async {
+    /// let mut p = asyncio::create_subprocess_exec("true", [] as [&str; 0]).await.unwrap();
+    /// assert!(p.pid() > 0);
+    /// p.wait().await.unwrap();
+    /// # });
+    /// ```
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit code once the child has exited (checked without waiting),
+    /// `None` while it runs. A child killed by a signal reads as minus the
+    /// signal number, as in asyncio (`-9` after [`kill`](Process::kill)).
+    ///
+    /// ```
+    /// # asyncio::run(async {
+    /// let mut p = asyncio::create_subprocess_exec("sleep", ["10"]).await.unwrap();
+    /// assert_eq!(p.returncode(), None);
+    /// p.kill().unwrap();
+    /// p.wait().await.unwrap();
+    /// assert_eq!(p.returncode(), Some(-9));
+    /// # });
+    /// ```
+    pub fn returncode(&mut self) -> Option<i32> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status.map(code)
+    }
+
+    /// Waits for the child to exit and returns its exit code (minus the
+    /// signal number if a signal killed it). Does not close stdin: a child
+    /// that reads it to the end (`cat`) waits for it to be dropped.
+    ///
+    /// ```
+    /// # asyncio::run(async {
+    /// let mut p = asyncio::create_subprocess_shell("exit 7").await.unwrap();
+    /// assert_eq!(p.wait().await.unwrap(), 7);
+    /// assert_eq!(p.wait().await.unwrap(), 7); // again: at once
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// The OS error of `waitpid`, naming the command.
+    ///
+    /// # Cancellation
+    /// Returns the cancellation; the child runs on and can be awaited
+    /// again.
+    pub async fn wait(&mut self) -> io::Result<i32> {
+        if let Some(s) = self.status {
+            return Ok(code(s));
+        }
+        let Process {
+            child, exit, what, ..
+        } = self;
+        let status = match exit {
+            Some(fd) => {
+                wait_io(|cx| {
+                    fd.poll_io(Dir::Read, cx, |_| match child.try_wait()? {
+                        Some(s) => Ok(s),
+                        None => Err(io::ErrorKind::WouldBlock.into()),
+                    })
+                })
+                .await
+            }
+            None => loop {
+                match child.try_wait() {
+                    Ok(Some(s)) => break Ok(s),
+                    Ok(None) => crate::sleep(Duration::from_millis(10)).await?,
+                    Err(e) => break Err(e),
+                }
+            },
+        }
+        .map_err(|e| with_addr(e, "wait for", &*what))?;
+        self.status = Some(status);
+        Ok(code(status))
+    }
+
+    /// Writes `input` (if any) to stdin and closes it, reads stdout and
+    /// stderr to their end, and waits for the child to exit, all at once
+    /// (`proc.communicate(input)`). Returns what the child wrote to stdout
+    /// and stderr (empty for a stream that is not piped). The pipes are
+    /// taken: afterwards `stdin`, `stdout` and `stderr` are `None`.
+    ///
+    /// ```
+    /// # asyncio::run(async {
+    /// let mut p = asyncio::create_subprocess_exec("tr", ["a-z", "A-Z"]).await.unwrap();
+    /// let (out, err) = p.communicate(Some(b"shout")).await.unwrap();
+    /// assert_eq!((out.as_slice(), err.as_slice()), (&b"SHOUT"[..], &b""[..]));
+    /// assert_eq!(p.returncode(), Some(0));
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// An error reading or writing a pipe, or waiting, naming the command.
+    /// A child that exits without reading all of `input` is not an error
+    /// (the broken pipe is ignored, as in asyncio).
+    ///
+    /// # Cancellation
+    /// Returns the cancellation; the pipes are closed and what was read is
+    /// lost. The child runs on: [`wait`](Process::wait) for it, or kill it.
+    pub async fn communicate(&mut self, input: Option<&[u8]>) -> io::Result<(Vec<u8>, Vec<u8>)> {
+        let mut input = input.unwrap_or(&[]);
+        let mut stdin = self.stdin.take();
+        let stdout = self.stdout.take();
+        let stderr = self.stderr.take();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let (mut out_done, mut err_done) = (stdout.is_none(), stderr.is_none());
+        wait_io(|cx| {
+            if let Some(w) = &stdin {
+                while !input.is_empty() {
+                    match w.poll_write(cx, input) {
+                        Poll::Ready(Ok(n)) => input = &input[n..],
+                        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => input = &[],
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => break,
+                    }
+                }
+                if input.is_empty() {
+                    stdin = None; // closes it
+                }
+            }
+            for (r, buf, done) in [
+                (stdout.as_ref().map(|r| &r.0), &mut out, &mut out_done),
+                (stderr.as_ref().map(|r| &r.0), &mut err, &mut err_done),
+            ] {
+                let Some(r) = r else { continue };
+                while !*done {
+                    match r.poll_read_into(cx, buf) {
+                        Poll::Ready(Ok(0)) => *done = true,
+                        Poll::Ready(Ok(_)) => {}
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => break,
+                    }
+                }
+            }
+            if stdin.is_none() && out_done && err_done {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await?;
+        drop((stdout, stderr));
+        self.wait().await?;
+        Ok((out, err))
+    }
+
+    /// Sends signal `signum` to the child (`proc.send_signal`). Does
+    /// nothing once the child has been reaped (its pid may be reused).
+    ///
+    /// ```
+    /// # asyncio::run(async {
+    /// let mut p = asyncio::create_subprocess_exec("sleep", ["10"]).await.unwrap();
+    /// p.send_signal(libc::SIGINT).unwrap();
+    /// assert_eq!(p.wait().await.unwrap(), -libc::SIGINT);
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// The OS error of `kill`, naming the command.
+    pub fn send_signal(&mut self, signum: i32) -> io::Result<()> {
+        if self.returncode().is_some() {
+            return Ok(());
+        }
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: `kill` has no memory-safety preconditions; the child is
+        // not reaped yet (checked above, and only this `Process` reaps it),
+        // so `pid` is still the child's.
+        if unsafe { libc::kill(pid, signum) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(with_addr(e, "send a signal to", &*self.what));
+        }
+        Ok(())
+    }
+
+    /// Sends SIGTERM to the child (`proc.terminate()`).
+    ///
+    /// ```
+    /// # asyncio::run(async {
+    /// let mut p = asyncio::create_subprocess_exec("sleep", ["10"]).await.unwrap();
+    /// p.terminate().unwrap();
+    /// assert_eq!(p.wait().await.unwrap(), -libc::SIGTERM);
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// As [`send_signal`](Process::send_signal).
+    pub fn terminate(&mut self) -> io::Result<()> {
+        self.send_signal(libc::SIGTERM)
+    }
+
+    /// Sends SIGKILL to the child (`proc.kill()`).
+    ///
+    /// ```
+    /// # asyncio::run(async {
+    /// let mut p = asyncio::create_subprocess_exec("sleep", ["10"]).await.unwrap();
+    /// p.kill().unwrap();
+    /// assert_eq!(p.wait().await.unwrap(), -libc::SIGKILL);
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// As [`send_signal`](Process::send_signal).
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.send_signal(libc::SIGKILL)
+    }
+}
+
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Process")
+            .field("command", &self.what)
+            .field("pid", &self.child.id())
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+/// asyncio's `returncode`: the exit code, or minus the signal number.
+fn code(s: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    s.code().or_else(|| s.signal().map(|n| -n)).unwrap_or(-1)
+}
+
+/// A pidfd registered with the reactor (see the module doc).
+struct PidFd(std::os::fd::OwnedFd);
+
+impl PidFd {
+    /// Opens and registers a pidfd for `pid`; `None` where the system has
+    /// none.
+    #[cfg(target_os = "linux")]
+    fn open(pid: u32) -> io::Result<Option<IoSource<PidFd>>> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: `pidfd_open` takes a pid and flags and returns a new
+        // descriptor (or -1); it touches no memory of ours.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return Ok(None);
+        }
+        // SAFETY: `fd` is a descriptor just returned to us, owned by no one
+        // else.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+        IoSource::new(PidFd(fd)).map(Some)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn open(_pid: u32) -> io::Result<Option<IoSource<PidFd>>> {
+        Ok(None)
+    }
+}
+
+impl mio::event::Source for PidFd {
+    fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        mio::unix::SourceFd(&self.0.as_raw_fd()).register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        mio::unix::SourceFd(&self.0.as_raw_fd()).reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        mio::unix::SourceFd(&self.0.as_raw_fd()).deregister(registry)
+    }
+}
+
+/// The reading end of a pipe from the child.
+struct PipeReader {
+    io: IoSource<mio::unix::pipe::Receiver>,
+    what: String,
+}
+
+impl PipeReader {
+    fn new(r: mio::unix::pipe::Receiver, name: &str, cmd: &str) -> io::Result<PipeReader> {
+        r.set_nonblocking(true)?;
+        Ok(PipeReader {
+            io: IoSource::new(r)?,
+            what: format!("the {name} of {cmd}"),
+        })
+    }
+
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        self.io
+            .poll_io(Dir::Read, cx, |mut r| r.read(buf))
+            .map_err(|e| with_addr(e, "read from", &self.what))
+    }
+
+    /// Appends what the pipe has to `buf`; `Ok(0)` at end of file.
+    fn poll_read_into(&self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<io::Result<usize>> {
+        let start = buf.len();
+        buf.resize(start + 32 * 1024, 0);
+        let r = self.poll_read(cx, &mut buf[start..]);
+        let n = match &r {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        buf.truncate(start + n);
+        r
+    }
+
+    async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        wait_io(|cx| self.poll_read(cx, buf)).await
+    }
+
+    async fn read_to_end(&self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while wait_io(|cx| self.poll_read_into(cx, &mut out)).await? > 0 {}
+        Ok(out)
+    }
+}
+
+macro_rules! reader {
+    ($name:ident, $stream:literal, $field:literal) => {
+        #[doc = concat!("The child's ", $stream, ", a pipe registered with the loop (`proc.", $stream, "`).")]
+        ///
+        /// Reading is a checkpoint; dropping it closes the pipe.
+        ///
+        /// ```
+        /// # asyncio::run(async {
+        #[doc = concat!("let mut p = asyncio::create_subprocess_shell(\"echo hi", $field, "\").await.unwrap();")]
+        #[doc = concat!("let pipe = p.", $stream, ".take().unwrap();")]
+        /// assert_eq!(pipe.read_to_end().await.unwrap(), b"hi\n");
+        /// p.wait().await.unwrap();
+        /// # });
+        /// ```
+        pub struct $name(PipeReader);
+
+        impl $name {
+            /// Reads some bytes into `buf`, waiting until at least one is
+            /// available; `Ok(0)` at end of file (the child closed its end,
+            /// usually by exiting), or if `buf` is empty.
+            ///
+            /// ```
+            /// # asyncio::run(async {
+            #[doc = concat!("let mut p = asyncio::create_subprocess_shell(\"printf x", $field, "\").await.unwrap();")]
+            #[doc = concat!("let pipe = p.", $stream, ".take().unwrap();")]
+            /// let mut buf = [0u8; 8];
+            /// assert_eq!(pipe.read(&mut buf).await.unwrap(), 1);
+            /// p.wait().await.unwrap();
+            /// # });
+            /// ```
+            ///
+            /// # Errors
+            /// The OS error, naming the pipe and the command.
+            ///
+            /// # Cancellation
+            /// Returns the cancellation without reading: no byte is lost.
+            pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+                self.0.read(buf).await
+            }
+
+            /// Reads until end of file and returns everything read.
+            ///
+            /// ```
+            /// # asyncio::run(async {
+            #[doc = concat!("let mut p = asyncio::create_subprocess_shell(\"(echo a; echo b)", $field, "\").await.unwrap();")]
+            #[doc = concat!("let pipe = p.", $stream, ".take().unwrap();")]
+            /// assert_eq!(pipe.read_to_end().await.unwrap(), b"a\nb\n");
+            /// p.wait().await.unwrap();
+            /// # });
+            /// ```
+            ///
+            /// # Errors
+            /// The OS error, naming the pipe and the command.
+            ///
+            /// # Cancellation
+            /// Returns the cancellation; what was read so far is lost.
+            pub async fn read_to_end(&self) -> io::Result<Vec<u8>> {
+                self.0.read_to_end().await
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple(stringify!($name)).field(&self.0.what).finish()
+            }
+        }
+    };
+}
+
+reader!(ChildStdout, "stdout", "");
+reader!(ChildStderr, "stderr", " >&2");
+
+/// The child's stdin, a pipe registered with the loop (`proc.stdin`).
+/// Dropping it closes the pipe: the child reads end of file.
+///
+/// ```
+/// # asyncio::run(async {
+/// let mut p = asyncio::create_subprocess_exec("wc", ["-c"]).await.unwrap();
+/// let stdin = p.stdin.take().unwrap();
+/// stdin.write_all(b"12345").await.unwrap();
+/// drop(stdin);
+/// let out = p.stdout.take().unwrap().read_to_end().await.unwrap();
+/// assert_eq!(String::from_utf8(out).unwrap().trim(), "5");
+/// p.wait().await.unwrap();
+/// # });
+/// ```
+pub struct ChildStdin {
+    io: IoSource<mio::unix::pipe::Sender>,
+    what: String,
+}
+
+impl ChildStdin {
+    fn new(w: mio::unix::pipe::Sender, cmd: &str) -> io::Result<ChildStdin> {
+        w.set_nonblocking(true)?;
+        Ok(ChildStdin {
+            io: IoSource::new(w)?,
+            what: format!("the stdin of {cmd}"),
+        })
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_io(Dir::Write, cx, |mut w| w.write(buf))
+            .map_err(|e| with_addr(e, "write to", &self.what))
+    }
+
+    /// Writes some bytes of `buf`, waiting until the pipe accepts at least
+    /// one; returns how many were written.
+    ///
+    /// ```
+    /// # asyncio::run(async {
+    /// let mut p = asyncio::create_subprocess_exec("cat", [] as [&str; 0]).await.unwrap();
+    /// let n = p.stdin.as_ref().unwrap().write(b"abc").await.unwrap();
+    /// assert!(n > 0);
+    /// p.kill().unwrap();
+    /// p.wait().await.unwrap();
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// The OS error, naming the command: `BrokenPipe` once the child closed
+    /// its end (or exited).
+    ///
+    /// # Cancellation
+    /// Returns the cancellation without writing anything.
+    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        wait_io(|cx| self.poll_write(cx, buf)).await
+    }
+
+    /// Writes all of `buf`, waiting as often as needed.
+    ///
+    /// ```
+    /// # asyncio::run(async {
+    /// let mut p = asyncio::create_subprocess_exec("cat", [] as [&str; 0]).await.unwrap();
+    /// p.stdin.take().unwrap().write_all(b"all").await.unwrap(); // then dropped: closed
+    /// assert_eq!(p.stdout.take().unwrap().read_to_end().await.unwrap(), b"all");
+    /// p.wait().await.unwrap();
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// As [`write`](ChildStdin::write).
+    ///
+    /// # Cancellation
+    /// Returns the cancellation; a prefix of `buf` may have been written.
+    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(buf).await? {
+                0 => {
+                    return Err(with_addr(
+                        io::ErrorKind::WriteZero.into(),
+                        "write to",
+                        &self.what,
+                    ))
+                }
+                n => buf = &buf[n..],
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ChildStdin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ChildStdin").field(&self.what).finish()
+    }
+}

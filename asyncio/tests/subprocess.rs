@@ -1,0 +1,142 @@
+//! Subprocesses on the loop.
+#![cfg(unix)]
+
+mod io_common;
+
+use std::time::Duration;
+
+use io_common::{ms, run};
+
+#[test]
+fn echo() {
+    let _g = io_common::shared();
+    run(async {
+        let mut p = asyncio::create_subprocess_exec("echo", ["hello", "world"])
+            .await
+            .unwrap();
+        assert!(p.pid() > 0);
+        let out = p.stdout.take().unwrap().read_to_end().await.unwrap();
+        assert_eq!(out, b"hello world\n");
+        assert_eq!(p.wait().await.unwrap(), 0);
+        assert_eq!(p.returncode(), Some(0));
+    });
+}
+
+#[test]
+fn cat_round_trips_stdin() {
+    let _g = io_common::shared();
+    run(async {
+        let mut p = asyncio::create_subprocess_exec("cat", [] as [&str; 0])
+            .await
+            .unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let stdin = p.stdin.take().unwrap();
+        let d = data.clone();
+        let writer = asyncio::create_task(async move {
+            stdin.write_all(&d).await.unwrap();
+        }); // dropping stdin at the end closes it
+        let out = p.stdout.take().unwrap().read_to_end().await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(out, data);
+        assert_eq!(p.wait().await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn shell_exit_codes() {
+    let _g = io_common::shared();
+    run(async {
+        for code in [0, 1, 42] {
+            let mut p = asyncio::create_subprocess_shell(&format!("exit {code}"))
+                .await
+                .unwrap();
+            assert_eq!(p.wait().await.unwrap(), code);
+        }
+        let mut p = asyncio::create_subprocess_shell("kill -TERM $$")
+            .await
+            .unwrap();
+        assert_eq!(p.wait().await.unwrap(), -libc::SIGTERM);
+    });
+}
+
+#[test]
+fn kill_a_sleep() {
+    let _g = io_common::shared();
+    run(async {
+        let mut p = asyncio::create_subprocess_exec("sleep", ["10"])
+            .await
+            .unwrap();
+        assert_eq!(p.returncode(), None);
+        let t0 = std::time::Instant::now();
+        p.kill().unwrap();
+        assert_eq!(p.wait().await.unwrap(), -libc::SIGKILL);
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        // Signalling a reaped child does nothing.
+        p.terminate().unwrap();
+        p.send_signal(libc::SIGUSR1).unwrap();
+    });
+}
+
+#[test]
+fn communicate_feeds_stdin_and_collects_both_streams() {
+    let _g = io_common::shared();
+    run(async {
+        let mut p = asyncio::create_subprocess_shell("cat; echo done >&2; exit 5")
+            .await
+            .unwrap();
+        let input = vec![b'z'; 100_000];
+        let (out, err) = p.communicate(Some(&input)).await.unwrap();
+        assert_eq!(out, input);
+        assert_eq!(err, b"done\n");
+        assert_eq!(p.returncode(), Some(5));
+        assert!(p.stdin.is_none() && p.stdout.is_none() && p.stderr.is_none());
+    });
+}
+
+#[test]
+fn stderr_is_piped_separately() {
+    let _g = io_common::shared();
+    run(async {
+        let mut p = asyncio::create_subprocess_shell("echo out; echo err >&2")
+            .await
+            .unwrap();
+        let err = p.stderr.take().unwrap().read_to_end().await.unwrap();
+        let out = p.stdout.take().unwrap().read_to_end().await.unwrap();
+        assert_eq!(
+            (out.as_slice(), err.as_slice()),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
+        p.wait().await.unwrap();
+    });
+}
+
+#[test]
+fn a_cancelled_wait_leaves_the_child_running() {
+    let _g = io_common::shared();
+    run(async {
+        let mut p = asyncio::create_subprocess_exec("sleep", ["10"])
+            .await
+            .unwrap();
+        let r = asyncio::wait_for(p.wait(), ms(50)).await;
+        assert!(r.is_err(), "the wait timed out");
+        assert_eq!(p.returncode(), None, "still running");
+        p.terminate().unwrap();
+        let code = asyncio::wait_for(p.wait(), Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(code, -libc::SIGTERM);
+    });
+}
+
+#[test]
+fn spawn_errors_name_the_command() {
+    let _g = io_common::shared();
+    run(async {
+        let err = asyncio::create_subprocess_exec("/nonexistent/prog", ["x"])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("/nonexistent/prog x"), "{err}");
+    });
+}
