@@ -44,7 +44,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::error::{CancelledError, Token, TokenInner};
 use crate::task::{current_task_obj, TaskRef};
-use crate::util::small::InlineSlab;
+use crate::util::small::{InlineSlab, OneOrMany};
 
 /// An inner cancel scope (a timeout or `wait_for` while it runs).
 pub(crate) struct ScopeNode {
@@ -64,7 +64,7 @@ impl ScopeNode {
         Rc::new(ScopeNode {
             parent: RefCell::new(None),
             pending: Cell::new(false),
-            tokens: RefCell::new(Vec::new()),
+            tokens: RefCell::new(OneOrMany::None),
             zero: Cell::new(false),
             expiring: Cell::new(false),
         })
@@ -127,7 +127,7 @@ struct Request {
 
 struct Delivery {
     token: Token,
-    requests: Vec<Rc<Request>>,
+    requests: OneOrMany<Rc<Request>>,
     /// The cancel was forwarded to an awaited task that accepted it: the
     /// checkpoint keeps waiting for that task instead of raising.
     forwarded: bool,
@@ -220,7 +220,7 @@ pub(crate) struct CancelState {
 /// A list of tokens kept for the liveness rules. It holds them weakly: a
 /// token nobody holds any more (no `CancelledError`, no in-flight delivery)
 /// can never be live again and is pruned.
-type Book = RefCell<Vec<Weak<TokenInner>>>;
+type Book = RefCell<OneOrMany<Weak<TokenInner>>>;
 
 fn book_push(book: &Book, token: &Token) {
     let mut list = book.borrow_mut();
@@ -250,6 +250,14 @@ fn book_live(book: &Book) -> Vec<Token> {
         .filter_map(Weak::upgrade)
         .filter(|t| t.is_live())
         .collect()
+}
+
+/// The first live token of `book`, without collecting the others.
+fn book_first_live(book: &Book) -> Option<Token> {
+    book.borrow()
+        .iter()
+        .filter_map(Weak::upgrade)
+        .find(|t| t.is_live())
 }
 
 impl CancelState {
@@ -313,9 +321,7 @@ impl CancelState {
     /// The message of a live token of this task, if any is live: the task's
     /// future completed while still being cancelled.
     pub(crate) fn live_cancellation(&self) -> Option<Option<Arc<str>>> {
-        book_live(&self.books.get()?.all_tokens)
-            .first()
-            .map(|t| t.message().cloned())
+        book_first_live(&self.books.get()?.all_tokens).map(|t| t.message().cloned())
     }
 
     /// Every token of this task that is still live: the cancellations in
@@ -401,8 +407,8 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
         soft: task.header().is_awake(),
     });
     let mut new_token: Option<Token> = None;
-    let mut to_wake: Vec<Waker> = Vec::new();
-    let mut to_forward: Vec<(usize, Forward)> = Vec::new();
+    let mut to_wake: OneOrMany<Waker> = OneOrMany::None;
+    let mut to_forward: OneOrMany<(usize, Forward)> = OneOrMany::None;
     {
         let mut inflight = state.inflight.borrow_mut();
         for (key, entry) in inflight.iter_mut() {
@@ -434,7 +440,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                         .clone();
                     entry.delivery = Some(Box::new(Delivery {
                         token,
-                        requests: vec![req.clone()],
+                        requests: OneOrMany::One(req.clone()),
                         forwarded: false,
                         zero: false,
                         relayed: false,
@@ -456,7 +462,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
         return;
     }
     state.delivering.set(true);
-    for (key, target) in to_forward {
+    to_forward.drain_each(|(key, target)| {
         let accepted = target.cancel(msg.clone());
         let mut inflight = state.inflight.borrow_mut();
         if let Some(entry) = inflight.get_mut(key) {
@@ -467,11 +473,9 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                 to_wake.push(entry.waker.clone());
             }
         }
-    }
+    });
     state.delivering.set(false);
-    for w in to_wake {
-        w.wake();
-    }
+    to_wake.drain_each(Waker::wake);
 }
 
 /// `uncancel()` brought the count to zero: withdraw the requests that
@@ -612,7 +616,7 @@ impl Checkpoint {
         let (task, key) = self.reg.take().expect("checked above");
         let entry = task.cancel_state().inflight.borrow_mut().remove(key)?;
         let d = *entry.delivery.expect("checked above");
-        for r in &d.requests {
+        for r in d.requests.iter() {
             r.returned.set(true);
             r.holders.set(r.holders.get() - 1);
         }
@@ -629,7 +633,7 @@ impl Checkpoint {
                 delivery: Some(d), ..
             }) = entry
             {
-                for r in &d.requests {
+                for r in d.requests.iter() {
                     r.returned.set(true);
                     r.holders.set(r.holders.get() - 1);
                 }
@@ -741,7 +745,7 @@ impl Checkpoint {
         if let Some(entry) = state.inflight.borrow_mut().get_mut(key) {
             entry.delivery = Some(Box::new(Delivery {
                 token,
-                requests: taken,
+                requests: taken.into(),
                 forwarded: accepted,
                 zero,
                 relayed: false,
@@ -764,7 +768,7 @@ impl Checkpoint {
             delivery: Some(d), ..
         }) = entry
         {
-            for r in &d.requests {
+            for r in d.requests.iter() {
                 let left = r.holders.get() - 1;
                 r.holders.set(left);
                 if left == 0 && !r.returned.get() {

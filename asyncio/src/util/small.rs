@@ -88,7 +88,26 @@ impl<T> OneOrMany<T> {
         }
     }
 
-    #[cfg(test)]
+    pub(crate) fn as_slice(&self) -> &[T] {
+        match self {
+            OneOrMany::None => &[],
+            OneOrMany::One(v) => std::slice::from_ref(v),
+            OneOrMany::Many(v) => v,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    pub(crate) fn last(&self) -> Option<&T> {
+        self.as_slice().last()
+    }
+
     pub(crate) fn iter(&self) -> std::slice::Iter<'_, T> {
         match self {
             OneOrMany::None => [].iter(),
@@ -137,6 +156,16 @@ impl<T> OneOrMany<T> {
     }
 }
 
+impl<T> From<Vec<T>> for OneOrMany<T> {
+    fn from(mut v: Vec<T>) -> Self {
+        match v.len() {
+            0 => OneOrMany::None,
+            1 => OneOrMany::One(v.pop().expect("one element")),
+            _ => OneOrMany::Many(v),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +197,7 @@ mod tests {
         l.push(2);
         l.push(3);
         assert_eq!(l.iter().copied().collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!((l.len(), l.last()), (3, Some(&3)));
         l.retain(|v| *v != 2);
         for v in l.iter_mut() {
             *v *= 10;
@@ -179,5 +209,8 @@ mod tests {
         l.retain(|v| *v != 4);
         assert_eq!(l.iter().count(), 0);
         assert!(l.take().is_empty());
+        assert!(l.is_empty());
+        let from: OneOrMany<u8> = vec![7].into();
+        assert!(matches!(from, OneOrMany::One(7)));
     }
 }
