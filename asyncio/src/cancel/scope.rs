@@ -181,6 +181,17 @@ impl Forward {
     }
 }
 
+impl Delivery {
+    /// The checkpoint is done with this delivery and it is not re-armed:
+    /// it raised it, or the awaited task it was forwarded to swallowed it.
+    fn settle(&self) {
+        for r in self.requests.iter() {
+            r.returned.set(true);
+            r.holders.set(r.holders.get() - 1);
+        }
+    }
+}
+
 /// A checkpoint of this task that is suspended right now.
 pub(crate) struct Inflight {
     scope: ScopeRef,
@@ -613,13 +624,9 @@ impl Checkpoint {
         if !self.is_delivered() {
             return None;
         }
-        let (task, key) = self.reg.take().expect("checked above");
-        let entry = task.cancel_state().inflight.borrow_mut().remove(key)?;
-        let d = *entry.delivery.expect("checked above");
-        for r in d.requests.iter() {
-            r.returned.set(true);
-            r.holders.set(r.holders.get() - 1);
-        }
+        let (_, delivery) = self.unregister()?;
+        let d = *delivery?;
+        d.settle();
         Some(CancelledError::from_token(d.token))
     }
 
@@ -627,17 +634,8 @@ impl Checkpoint {
     /// awaited task swallowed the forwarded cancel and returned a value) is
     /// handled: it is not re-armed.
     pub(crate) fn complete(&mut self) {
-        if let Some((task, key)) = self.reg.take() {
-            let entry = task.cancel_state().inflight.borrow_mut().remove(key);
-            if let Some(Inflight {
-                delivery: Some(d), ..
-            }) = entry
-            {
-                for r in d.requests.iter() {
-                    r.returned.set(true);
-                    r.holders.set(r.holders.get() - 1);
-                }
-            }
+        if let Some((_, Some(d))) = self.unregister() {
+            d.settle();
         }
     }
 
@@ -759,23 +757,24 @@ impl Checkpoint {
 
     /// Unregisters; an unreturned delivery re-arms its requests.
     fn release(&mut self) {
-        let Some((task, key)) = self.reg.take() else {
+        let Some((task, Some(d))) = self.unregister() else {
             return;
         };
         let state = task.cancel_state();
-        let entry = state.inflight.borrow_mut().remove(key);
-        if let Some(Inflight {
-            delivery: Some(d), ..
-        }) = entry
-        {
-            for r in d.requests.iter() {
-                let left = r.holders.get() - 1;
-                r.holders.set(left);
-                if left == 0 && !r.returned.get() {
-                    state.set_pending(&r.scope, r.msg.clone());
-                }
+        for r in d.requests.iter() {
+            let left = r.holders.get() - 1;
+            r.holders.set(left);
+            if left == 0 && !r.returned.get() {
+                state.set_pending(&r.scope, r.msg.clone());
             }
         }
+    }
+
+    /// Removes this checkpoint's in-flight entry: its task and delivery.
+    fn unregister(&mut self) -> Option<(TaskRef, Option<Box<Delivery>>)> {
+        let (task, key) = self.reg.take()?;
+        let entry = task.cancel_state().inflight.borrow_mut().remove(key);
+        Some((task, entry.and_then(|e| e.delivery)))
     }
 }
 

@@ -147,21 +147,29 @@ impl Inner {
         task
     }
 
-    /// The inner future finished: decide between its output and a timeout.
-    fn exit(&self, task: &TaskRef) -> bool {
+    /// Leaves the scope: disarms it, drops what is pending on it and, if it
+    /// expired, takes its own request back (`uncancel`). Returns whether it
+    /// had expired.
+    fn leave(&self) -> bool {
         self.disarm();
         self.scope.set_pending(false);
         self.scope.set_expiring(false);
-        if self.state.get() == TState::Expiring {
-            self.state.set(TState::Expired);
-            if !self.zero {
+        if self.state.get() != TState::Expiring {
+            self.state.set(TState::Finished);
+            return false;
+        }
+        self.state.set(TState::Expired);
+        if !self.zero {
+            if let Some(task) = self.task.borrow().as_ref() {
                 task.uncancel();
             }
-            scope_converts(task, &self.scope)
-        } else {
-            self.state.set(TState::Finished);
-            false
         }
+        true
+    }
+
+    /// The inner future finished: decide between its output and a timeout.
+    fn exit(&self, task: &TaskRef) -> bool {
+        self.leave() && scope_converts(task, &self.scope)
     }
 }
 
@@ -197,24 +205,9 @@ pin_project_lite::pin_project! {
 
     impl<F> PinnedDrop for Timeout<F> {
         fn drop(this: Pin<&mut Self>) {
-            let inner = &this.inner;
-            match inner.state.get() {
-                TState::Active => {
-                    inner.disarm();
-                    inner.state.set(TState::Finished);
-                }
-                TState::Expiring => {
-                    inner.disarm();
-                    inner.scope.set_pending(false);
-                    inner.scope.set_expiring(false);
-                    inner.state.set(TState::Expired);
-                    if !inner.zero {
-                        if let Some(task) = inner.task.borrow().as_ref() {
-                            task.uncancel();
-                        }
-                    }
-                }
-                _ => {}
+            // Dropped while running (a `select!` branch): leave the scope.
+            if matches!(this.inner.state.get(), TState::Active | TState::Expiring) {
+                this.inner.leave();
             }
         }
     }
