@@ -50,9 +50,11 @@ impl<'a, T: 'static> Join<'a, T> {
             waiter: None,
         }
     }
+}
 
-    fn task(&self) -> &Task<T> {
-        match &self.task {
+impl<T> Handle<'_, T> {
+    fn get(&self) -> &Task<T> {
+        match self {
             Handle::Owned(t) => t,
             Handle::Borrowed(t) => t,
         }
@@ -118,12 +120,8 @@ impl<T: 'static> Future for Join<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let task = this.task().task_ref();
-        let handle = match &this.task {
-            Handle::Owned(t) => t,
-            Handle::Borrowed(t) => &**t,
-        };
-        poll_task(&mut this.cp, &mut this.waiter, &task, cx, || {
+        let handle = this.task.get();
+        poll_task(&mut this.cp, &mut this.waiter, &handle.obj, cx, || {
             outcome_to_result(handle, handle.take_outcome())
         })
     }
@@ -131,11 +129,7 @@ impl<T: 'static> Future for Join<'_, T> {
 
 impl<T> Drop for Join<'_, T> {
     fn drop(&mut self) {
-        let task = match &self.task {
-            Handle::Owned(t) => &t.obj,
-            Handle::Borrowed(t) => &t.obj,
-        };
-        task.remove_waiter(&mut self.waiter);
+        self.task.get().obj.remove_waiter(&mut self.waiter);
     }
 }
 
