@@ -1,6 +1,7 @@
-//! The subset CI runs under Miri: the task cell's pinned future (the crate's
-//! one `unsafe` block) and the waker that crosses threads. Kept small so
-//! Miri finishes quickly; it runs as a normal test too.
+//! The subset CI runs under Miri: the task's hand-managed memory
+//! (`task/raw.rs`: the pinned future, the local and atomic reference
+//! counts, the waker that crosses threads). Kept small so Miri finishes
+//! quickly; it runs as a normal test too.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -148,4 +149,50 @@ fn a_waker_outliving_its_loop_is_harmless() {
     });
     let w = kept.lock().unwrap().take().expect("waker kept");
     std::thread::spawn(move || w.wake()).join().unwrap();
+}
+
+/// A `!Send` value that logs its drop.
+struct DropLog(Rc<RefCell<Vec<u32>>>);
+
+impl Drop for DropLog {
+    fn drop(&mut self) {
+        self.0.borrow_mut().push(0);
+    }
+}
+
+/// The task's memory is shared by loop-thread handles and wakers on any
+/// thread: whichever goes last frees it, and a `!Send` output is dropped by
+/// the last loop-thread handle, never by a waker on another thread.
+#[test]
+fn handles_and_wakers_release_the_task_in_any_order() {
+    let kept = Arc::new(Mutex::new(Vec::<Waker>::new()));
+    let k = kept.clone();
+    let dropped = Rc::new(RefCell::new(Vec::new()));
+    let d = dropped.clone();
+    let mut runner = asyncio::Runner::builder().virtual_time(true).build();
+    let handle = runner.run(async move {
+        let k2 = k.clone();
+        let t = asyncio::create_task(async move {
+            std::future::poll_fn(|cx| {
+                k2.lock().unwrap().push(cx.waker().clone());
+                k2.lock().unwrap().push(cx.waker().clone());
+                Poll::Ready(())
+            })
+            .await;
+            DropLog(d)
+        });
+        asyncio::sleep(Duration::ZERO).await.unwrap();
+        assert!(t.done());
+        t
+    });
+    runner.close();
+    // One waker goes on another thread while the handle still holds the
+    // (`!Send`) output; the handle drops it here; the last waker frees.
+    let first = kept.lock().unwrap().pop().unwrap();
+    std::thread::spawn(move || first.wake()).join().unwrap();
+    assert!(dropped.borrow().is_empty());
+    drop(handle);
+    assert_eq!(*dropped.borrow(), vec![0]);
+    let last = kept.lock().unwrap().pop().unwrap();
+    std::thread::spawn(move || drop(last)).join().unwrap();
 }

@@ -415,7 +415,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
         msg: msg.clone(),
         returned: Cell::new(false),
         holders: Cell::new(0),
-        soft: task.header().is_awake(),
+        soft: task.is_awake(),
     });
     let mut new_token: Option<Token> = None;
     let mut to_wake: OneOrMany<Waker> = OneOrMany::None;

@@ -87,7 +87,7 @@ impl EventLoop {
 
     /// [`create_task`](crate::create_task) on this loop.
     pub fn create_task<F: Future + 'static>(&self, fut: F) -> Task<F::Output> {
-        Task::from_cell(self.lp.spawn(fut))
+        self.lp.spawn(fut)
     }
 }
 

@@ -34,7 +34,8 @@ pub use handle::{get_running_loop, EventLoop, Handle, NoRunningLoop, TimerHandle
 pub(crate) use idle::{BusyGuard, Remote};
 pub use runner::{run, ExceptionContext, Runner, RunnerBuilder};
 
-use crate::task::{TaskObj, TaskRef};
+use crate::task::cell::Header;
+use crate::task::{RawTask, Task, TaskRef};
 use crate::util::slab::Slab;
 use timers::{TimerAction, TimerKey, Timers};
 
@@ -117,7 +118,7 @@ impl Loop {
     // ----- tasks -----
 
     /// Registers a new task and schedules its first step.
-    pub(crate) fn spawn<F>(self: &Rc<Self>, fut: F) -> Rc<crate::task::cell::TaskCell<F>>
+    pub(crate) fn spawn<F>(self: &Rc<Self>, fut: F) -> Task<F::Output>
     where
         F: Future + 'static,
     {
@@ -132,7 +133,7 @@ impl Loop {
         fut: F,
         name: Option<String>,
         eager: bool,
-    ) -> Rc<crate::task::cell::TaskCell<F>>
+    ) -> Task<F::Output>
     where
         F: Future + 'static,
     {
@@ -143,19 +144,24 @@ impl Loop {
             slot: slot as u32,
             gen,
         };
-        let cell = crate::task::cell::TaskCell::new(fut, key, self);
-        let obj: Rc<dyn TaskObj> = cell.clone();
+        let typed = RawTask::allocate(
+            fut,
+            key,
+            self.remote.clone(),
+            Header::new(Rc::downgrade(self)),
+        );
+        let task = typed.task();
         if name.is_some() {
-            *obj.header().extras().name.borrow_mut() = name;
+            *task.header().extras().name.borrow_mut() = name;
         }
-        let got = self.tasks.borrow_mut().insert((gen, TaskRef(obj.clone())));
+        let got = self.tasks.borrow_mut().insert((gen, task.clone()));
         debug_assert_eq!(got, slot);
         if eager {
-            obj.run(self);
+            task.0.run(self);
         } else {
             self.ready.borrow_mut().push_back(Ready::Task(key));
         }
-        cell
+        Task::new(typed)
     }
 
     pub(crate) fn unregister(&self, key: TaskKey) {
@@ -306,7 +312,7 @@ impl Loop {
         self.close_io();
         let tasks = self.tasks.borrow_mut().drain();
         for (_, t) in &tasks {
-            t.0.drop_future(self);
+            t.0.drop_future();
         }
         drop(tasks);
         let timers = self.timers.borrow_mut().clear();

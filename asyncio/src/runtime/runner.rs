@@ -6,7 +6,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
 use super::{context, ExceptionHandler, Loop};
-use crate::task::{Outcome, TaskOutput, TaskRef};
+use crate::task::Outcome;
 
 /// What the loop hands its exception handler: an error nobody retrieved
 /// (a panic in a task whose handle was dropped, a failure during shutdown).
@@ -127,7 +127,7 @@ impl Runner {
         assert!(!self.closed, "Runner::run() called on a closed runner");
         let _enter = context::enter(self.lp.clone());
         let main = self.lp.spawn(fut);
-        let main_ref = TaskRef(main.clone());
+        let main_ref = main.task_ref();
         // Ctrl-C cancels the main task (Unix). Miri cannot run `sigaction`,
         // so the crate's Miri subset runs without it.
         #[cfg(all(unix, not(miri)))]

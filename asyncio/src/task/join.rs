@@ -121,7 +121,7 @@ impl<T: 'static> Future for Join<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let handle = this.task.get();
-        poll_task(&mut this.cp, &mut this.waiter, &handle.obj, cx, || {
+        poll_task(&mut this.cp, &mut this.waiter, handle, cx, || {
             outcome_to_result(handle, handle.take_outcome())
         })
     }
@@ -129,7 +129,7 @@ impl<T: 'static> Future for Join<'_, T> {
 
 impl<T> Drop for Join<'_, T> {
     fn drop(&mut self) {
-        self.task.get().obj.remove_waiter(&mut self.waiter);
+        self.task.get().remove_waiter(&mut self.waiter);
     }
 }
 

@@ -1,42 +1,27 @@
 //! Tasks: `create_task`, the `Task<T>` handle, `TaskRef`, `current_task`,
 //! `all_tasks`.
 //!
-//! A task is one [`cell::TaskCell`]: header, future, then output, in one
-//! `Rc` allocation registered with the loop until it is done. Its waker
-//! ([`waker::WakeHandle`]) is the only part other threads can reach.
+//! A task is one heap block (`raw.rs`): header, future, then output, and
+//! the reference counts of its handles and wakers. It is registered with
+//! the loop until it is done. Its waker is the only way other threads can
+//! reach it, and it reaches only the task's key and wake state.
 
 pub(crate) mod cell;
 pub(crate) mod join;
-mod waker;
+mod raw;
 
 use std::any::Any;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::ops::Deref;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::cancel::error::Token;
 use crate::cancel::scope::{deliver, CancelState};
-use crate::runtime::{context, Loop};
+use crate::runtime::context;
 use cell::{End, Header};
 pub use join::{Flatten, FlattenFuture, Join, Wait, WaitFuture};
-
-/// The type-erased side of a task cell.
-pub(crate) trait TaskObj {
-    fn header(&self) -> &Header;
-    /// Runs one step (called by the loop for a ready task).
-    fn run(self: Rc<Self>, lp: &Loop);
-    /// Drops the future now and ends the task cancelled.
-    fn abort(self: Rc<Self>);
-    /// Drops the future without completing the task (loop close).
-    fn drop_future(&self, lp: &Loop);
-}
-
-/// The typed side: taking the output.
-pub(crate) trait TaskOutput<T>: TaskObj {
-    fn take_outcome(&self) -> Outcome<T>;
-}
+pub(crate) use raw::{RawTask, Typed};
 
 /// How a finished task ended, as handed to whoever awaits it.
 pub(crate) enum Outcome<T> {
@@ -54,11 +39,18 @@ pub(crate) enum Outcome<T> {
 /// one. Like every task handle it is `!Send`: it belongs to its loop's
 /// thread.
 #[derive(Clone)]
-pub struct TaskRef(pub(crate) Rc<dyn TaskObj>);
+pub struct TaskRef(pub(crate) RawTask);
 
 impl TaskRef {
     pub(crate) fn header(&self) -> &Header {
         self.0.header()
+    }
+
+    /// Running or already woken: asyncio would record a cancel request as
+    /// `_must_cancel` (withdrawable by `uncancel`) rather than cancel the
+    /// awaited future.
+    pub(crate) fn is_awake(&self) -> bool {
+        self.header().is_running() || self.0.is_queued()
     }
 
     pub(crate) fn cancel_state(&self) -> &CancelState {
@@ -66,7 +58,7 @@ impl TaskRef {
     }
 
     pub(crate) fn ptr_eq(&self, other: &TaskRef) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
+        self.0.ptr_eq(&other.0)
     }
 
     /// The task's unique id (process-wide, in creation order).
@@ -150,7 +142,7 @@ impl TaskRef {
     /// cooperative way. Aborting the running task takes effect when its
     /// current step returns.
     pub fn abort(&self) {
-        self.0.clone().abort();
+        self.0.abort();
     }
 
     /// Calls `f` on the loop once the task is done (on a later turn, never
@@ -290,28 +282,21 @@ impl fmt::Debug for TaskRef {
 /// });
 /// ```
 pub struct Task<T> {
-    obj: TaskRef,
-    out: Rc<dyn TaskOutput<T>>,
+    obj: Typed<T>,
 }
 
 impl<T: 'static> Task<T> {
-    pub(crate) fn from_cell<F>(cell: Rc<cell::TaskCell<F>>) -> Task<T>
-    where
-        F: Future<Output = T> + 'static,
-    {
-        Task {
-            obj: TaskRef(cell.clone()),
-            out: cell,
-        }
+    pub(crate) fn new(obj: Typed<T>) -> Task<T> {
+        Task { obj }
     }
 
     pub(crate) fn take_outcome(&self) -> Outcome<T> {
-        self.out.take_outcome()
+        self.obj.take_outcome()
     }
 
     /// A type-erased handle to the same task.
     pub fn task_ref(&self) -> TaskRef {
-        self.obj.clone()
+        self.obj.task().clone()
     }
 }
 
@@ -319,20 +304,21 @@ impl<T> Deref for Task<T> {
     type Target = TaskRef;
 
     fn deref(&self) -> &TaskRef {
-        &self.obj
+        self.obj.task()
     }
 }
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        let h = self.obj.header();
+        let task = self.obj.task();
+        let h = task.header();
         h.handle_alive.set(false);
         if !h.retrieved.get() {
-            if let (Some(msg), Some(lp)) = (self.obj.panic_message(), h.lp.upgrade()) {
+            if let (Some(msg), Some(lp)) = (task.panic_message(), h.lp.upgrade()) {
                 h.retrieved.set(true);
                 lp.report(
                     format!("Task exception was never retrieved: {msg}"),
-                    Some(&self.obj),
+                    Some(task),
                 );
             }
         }
@@ -341,7 +327,7 @@ impl<T> Drop for Task<T> {
 
 impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.obj, f)
+        fmt::Debug::fmt(self.obj.task(), f)
     }
 }
 
@@ -382,7 +368,7 @@ pub fn create_task<F>(fut: F) -> Task<F::Output>
 where
     F: Future + 'static,
 {
-    Task::from_cell(context::expect_loop("asyncio::create_task()").spawn(fut))
+    context::expect_loop("asyncio::create_task()").spawn(fut)
 }
 
 /// Options for a new task: a name and eager start. From [`Task::builder`].
@@ -437,7 +423,7 @@ impl TaskBuilder {
         F: Future + 'static,
     {
         let lp = context::expect_loop("asyncio::Task::builder().spawn()");
-        Task::from_cell(lp.spawn_with(fut, self.name, self.eager))
+        lp.spawn_with(fut, self.name, self.eager)
     }
 }
 

@@ -1,0 +1,462 @@
+//! A task's memory: one heap block holding everything about the task, its
+//! reference counts, and its waker. The crate's hand-managed memory lives
+//! here and nowhere else.
+//!
+//! # Layout
+//!
+//! A task is one `RawCell<F>` (`repr(C)`, so a pointer to it is a pointer to
+//! its [`Head`]):
+//! - [`Shared`]: what any thread may touch, through a waker: the atomic
+//!   reference count, the wake state, the task's registry key, the loop's
+//!   [`Remote`] queue, the vtable;
+//! - `locals`: the number of local handles ([`RawTask`]);
+//! - the type-independent [`Header`] and the [`StageCell`] (the future, then
+//!   its output): the loop's thread only.
+//!
+//! # Two counts
+//!
+//! Local handles (`TaskRef`, `Task<T>`, the loop's registry entry) are
+//! `!Send`, so they are counted in `locals` with plain arithmetic. Wakers
+//! are `Send + Sync` and counted in `Shared::refs` atomically; all local
+//! handles together hold one unit of `refs`.
+//!
+//! - When the last local handle drops (on the loop's thread), the header
+//!   and the stage are dropped in place — so a `!Send` future, output or
+//!   done-callback is never dropped on another thread — and the local unit
+//!   of `refs` is released.
+//! - Whoever releases the last unit of `refs` (the local side, or a waker
+//!   dropped on any thread) frees the block, dropping only [`Shared`], which
+//!   is `Send + Sync`.
+//!
+//! A local handle is never made from a waker (a wake names the task by its
+//! registry key), so `locals` never climbs back from zero.
+//!
+//! # Pinning
+//!
+//! The future is polled in place inside the block, which never moves, and
+//! is dropped in place (never moved out) — see [`StageCell`].
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+use super::cell::{self, Header};
+use super::{Outcome, TaskRef};
+use crate::runtime::{Loop, Remote, TaskKey};
+
+/// Wake states: idle (suspended or running), queued (in the ready queue),
+/// done (wakes do nothing).
+const IDLE: u8 = 0;
+const QUEUED: u8 = 1;
+const DONE: u8 = 2;
+
+/// The part of a task any thread may touch (through a waker).
+struct Shared {
+    /// Wakers, plus one for all local handles together.
+    refs: AtomicUsize,
+    state: AtomicU8,
+    key: TaskKey,
+    remote: Arc<Remote>,
+    vtable: &'static Vtable,
+}
+
+// Wakers reach `Shared` from any thread.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Shared>();
+};
+
+/// The type-independent start of every task block.
+#[repr(C)]
+pub(crate) struct Head {
+    shared: Shared,
+    locals: Cell<usize>,
+    header: ManuallyDrop<Header>,
+}
+
+#[repr(C)]
+struct RawCell<F: Future> {
+    head: Head,
+    stage: ManuallyDrop<StageCell<F>>,
+}
+
+/// The operations that need the future's type.
+struct Vtable {
+    run: unsafe fn(&RawTask, &Loop),
+    abort: unsafe fn(&RawTask),
+    drop_future: unsafe fn(&RawTask),
+    /// Writes an `Outcome<F::Output>` through the pointer.
+    take_outcome: unsafe fn(&RawTask, *mut ()),
+    /// Drops the header and the stage in place.
+    drop_local: unsafe fn(NonNull<Head>),
+    /// Frees the block (the local part is already dropped).
+    dealloc: unsafe fn(NonNull<Head>),
+}
+
+/// The future, then its output, at a fixed place in its task's block.
+///
+/// A `StageCell` exists only inside a `RawCell`, which never moves, and it
+/// has no way to move the future out: it is polled and dropped in place.
+/// That is what makes its pin sound.
+pub(crate) struct StageCell<F: Future>(RefCell<Stage<F>>);
+
+enum Stage<F: Future> {
+    Running(F),
+    Finished(F::Output),
+    Consumed,
+}
+
+impl<F: Future> StageCell<F> {
+    /// Polls the future once, catching a panic.
+    ///
+    /// # Panics
+    /// If the future already completed (a loop bug).
+    pub(crate) fn poll(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Result<Poll<F::Output>, Box<dyn Any + Send>> {
+        let mut stage = self.0.borrow_mut();
+        let Stage::Running(fut) = &mut *stage else {
+            unreachable!("a finished task was polled");
+        };
+        // SAFETY: a `StageCell` lives only inside its task's heap block,
+        // which is freed only after the stage was dropped in place, and
+        // nothing moves the future out of `Stage::Running` (it is replaced,
+        // which drops it in place). So it never moves after this pin.
+        let fut = unsafe { Pin::new_unchecked(fut) };
+        panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
+    }
+
+    /// Drops the future (or an output nobody took) in place.
+    pub(crate) fn consume(&self) {
+        *self.0.borrow_mut() = Stage::Consumed;
+    }
+
+    /// Stores the output for the task's handle to take.
+    pub(crate) fn set_output(&self, v: F::Output) {
+        *self.0.borrow_mut() = Stage::Finished(v);
+    }
+
+    /// Takes the output, if it is there.
+    pub(crate) fn take_output(&self) -> Option<F::Output> {
+        let mut stage = self.0.borrow_mut();
+        if !matches!(*stage, Stage::Finished(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut *stage, Stage::Consumed) {
+            Stage::Finished(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// A local (loop-thread) handle to a task block.
+pub(crate) struct RawTask {
+    ptr: NonNull<Head>,
+}
+
+/// A local handle that knows the task's output type.
+pub(crate) struct Typed<T> {
+    task: TaskRef,
+    _output: PhantomData<fn() -> T>,
+}
+
+impl<T> Typed<T> {
+    /// The type-erased handle.
+    pub(crate) fn task(&self) -> &TaskRef {
+        &self.task
+    }
+
+    /// Takes the task's outcome (the value at most once).
+    pub(crate) fn take_outcome(&self) -> Outcome<T> {
+        let raw = &self.task.0;
+        let mut out = Outcome::Pending;
+        // SAFETY: a `Typed<T>` is made only by `RawTask::allocate::<F>` with
+        // `F::Output = T`, and the vtable writes an `Outcome<F::Output>`.
+        unsafe { (raw.shared().vtable.take_outcome)(raw, (&mut out as *mut Outcome<T>).cast()) };
+        out
+    }
+}
+
+impl RawTask {
+    /// Allocates a task running `fut`, already queued for its first step,
+    /// with one local handle (the one returned).
+    pub(crate) fn allocate<F: Future + 'static>(
+        fut: F,
+        key: TaskKey,
+        remote: Arc<Remote>,
+        header: Header,
+    ) -> Typed<F::Output> {
+        let cell = Box::new(RawCell {
+            head: Head {
+                shared: Shared {
+                    refs: AtomicUsize::new(1),
+                    state: AtomicU8::new(QUEUED),
+                    key,
+                    remote,
+                    vtable: vtable::<F>(),
+                },
+                locals: Cell::new(1),
+                header: ManuallyDrop::new(header),
+            },
+            stage: ManuallyDrop::new(StageCell(RefCell::new(Stage::Running(fut)))),
+        });
+        Typed {
+            task: TaskRef(RawTask {
+                ptr: NonNull::from(Box::leak(cell)).cast(),
+            }),
+            _output: PhantomData,
+        }
+    }
+
+    fn head(&self) -> &Head {
+        // SAFETY: a local handle keeps the block and its local part alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.head().shared
+    }
+
+    /// The task's type-independent state.
+    pub(crate) fn header(&self) -> &Header {
+        &self.head().header
+    }
+
+    /// The task's registry key.
+    pub(crate) fn key(&self) -> TaskKey {
+        self.shared().key
+    }
+
+    /// Whether both handles name the same task.
+    pub(crate) fn ptr_eq(&self, other: &RawTask) -> bool {
+        self.ptr == other.ptr
+    }
+
+    /// The task's waker, borrowed for one poll (cloning it counts).
+    pub(crate) fn waker(&self) -> WakerRef<'_> {
+        // SAFETY: the raw waker follows WAKER_VTABLE's contract; this one
+        // is never dropped (ManuallyDrop), so it needs no count of its own,
+        // and it does not outlive `self`, which keeps the block alive.
+        let waker = unsafe { Waker::from_raw(raw_waker(self.ptr)) };
+        WakerRef {
+            waker: ManuallyDrop::new(waker),
+            _task: PhantomData,
+        }
+    }
+
+    /// Called as a step begins: wakes from now on queue the task again.
+    pub(crate) fn begin_step(&self) {
+        let _ =
+            self.shared()
+                .state
+                .compare_exchange(QUEUED, IDLE, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Whether the task sits in the ready queue (woken, not yet stepped).
+    pub(crate) fn is_queued(&self) -> bool {
+        self.shared().state.load(Ordering::Acquire) == QUEUED
+    }
+
+    /// The task is done: later wakes do nothing.
+    pub(crate) fn mark_done(&self) {
+        self.shared().state.store(DONE, Ordering::Release);
+    }
+
+    /// Runs one step.
+    pub(crate) fn run(&self, lp: &Loop) {
+        // SAFETY: the vtable belongs to this block's future type.
+        unsafe { (self.shared().vtable.run)(self, lp) }
+    }
+
+    /// Drops the future now and ends the task cancelled.
+    pub(crate) fn abort(&self) {
+        // SAFETY: as in `run`.
+        unsafe { (self.shared().vtable.abort)(self) }
+    }
+
+    /// Drops the future without completing the task (loop close).
+    pub(crate) fn drop_future(&self) {
+        // SAFETY: as in `run`.
+        unsafe { (self.shared().vtable.drop_future)(self) }
+    }
+}
+
+impl Clone for RawTask {
+    fn clone(&self) -> RawTask {
+        let locals = &self.head().locals;
+        locals.set(locals.get() + 1);
+        RawTask { ptr: self.ptr }
+    }
+}
+
+impl Drop for RawTask {
+    fn drop(&mut self) {
+        let locals = &self.head().locals;
+        let left = locals.get() - 1;
+        locals.set(left);
+        if left == 0 {
+            let ptr = self.ptr;
+            // SAFETY: this was the last local handle: nothing can reach the
+            // local part any more, and we are on the loop's thread.
+            unsafe { (self.shared().vtable.drop_local)(ptr) };
+            // SAFETY: the local side's unit of `refs` is released once.
+            unsafe { release(ptr) };
+        }
+    }
+}
+
+/// A task's waker lent for one poll.
+pub(crate) struct WakerRef<'a> {
+    waker: ManuallyDrop<Waker>,
+    _task: PhantomData<&'a RawTask>,
+}
+
+impl Deref for WakerRef<'_> {
+    type Target = Waker;
+
+    fn deref(&self) -> &Waker {
+        &self.waker
+    }
+}
+
+/// Releases one unit of `refs`, freeing the block after the last.
+///
+/// # Safety
+/// The caller owns one unit of `refs` and does not use it afterwards.
+unsafe fn release(ptr: NonNull<Head>) {
+    // SAFETY: the unit the caller owns keeps `Shared` alive until here;
+    // it is the block's first field, so the block's address is its own
+    // (no reference to the rest of the block, which may be dropped already).
+    let shared = unsafe { &*ptr.cast::<Shared>().as_ptr() };
+    if shared.refs.fetch_sub(1, Ordering::Release) == 1 {
+        // Every other release happened before this free.
+        fence(Ordering::Acquire);
+        let dealloc = shared.vtable.dealloc;
+        // SAFETY: that was the last unit: nobody else can reach the block.
+        unsafe { dealloc(ptr) };
+    }
+}
+
+fn vtable<F: Future + 'static>() -> &'static Vtable {
+    &Vtable {
+        run: run::<F>,
+        abort: abort::<F>,
+        drop_future: drop_future::<F>,
+        take_outcome: take_outcome::<F>,
+        drop_local: drop_local::<F>,
+        dealloc: dealloc::<F>,
+    }
+}
+
+/// The stage of a task whose future type is `F`.
+///
+/// # Safety
+/// The task must have been made by `RawTask::allocate::<F>` and its local part
+/// must still be alive (the caller holds a local handle).
+unsafe fn stage<F: Future>(task: &RawTask) -> &StageCell<F> {
+    // SAFETY: as the caller guarantees, the block is a `RawCell<F>`.
+    unsafe { &task.ptr.cast::<RawCell<F>>().as_ref().stage }
+}
+
+unsafe fn run<F: Future + 'static>(task: &RawTask, lp: &Loop) {
+    // SAFETY: this function is in `F`'s vtable, and `task` is local.
+    cell::run(task, unsafe { stage::<F>(task) }, lp)
+}
+
+unsafe fn abort<F: Future + 'static>(task: &RawTask) {
+    // SAFETY: as in `run`.
+    cell::abort(task, unsafe { stage::<F>(task) })
+}
+
+unsafe fn drop_future<F: Future + 'static>(task: &RawTask) {
+    // SAFETY: as in `run`.
+    cell::drop_future(task, unsafe { stage::<F>(task) })
+}
+
+unsafe fn take_outcome<F: Future + 'static>(task: &RawTask, out: *mut ()) {
+    // SAFETY: as in `run`.
+    let outcome = cell::take_outcome(task, unsafe { stage::<F>(task) });
+    // SAFETY: the caller passes a valid `*mut Outcome<F::Output>`.
+    unsafe { *out.cast::<Outcome<F::Output>>() = outcome };
+}
+
+unsafe fn drop_local<F: Future>(ptr: NonNull<Head>) {
+    let cell = ptr.cast::<RawCell<F>>().as_ptr();
+    // SAFETY: called once, by the last local handle, on the loop's thread:
+    // nothing else references the local part. The stage is dropped in
+    // place.
+    unsafe {
+        ManuallyDrop::drop(&mut (*cell).head.header);
+        ManuallyDrop::drop(&mut (*cell).stage);
+    }
+}
+
+unsafe fn dealloc<F: Future>(ptr: NonNull<Head>) {
+    // SAFETY: the block came from `Box::new` in `RawTask::allocate::<F>`; its
+    // local part was dropped already (ManuallyDrop: not dropped again), so
+    // this drops `Shared` and frees the memory, on whatever thread.
+    drop(unsafe { Box::from_raw(ptr.cast::<RawCell<F>>().as_ptr()) });
+}
+
+// ----- the waker -----
+
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+fn raw_waker(ptr: NonNull<Head>) -> RawWaker {
+    RawWaker::new(ptr.as_ptr().cast_const().cast(), &WAKER_VTABLE)
+}
+
+/// # Safety
+/// `data` comes from `raw_waker` and its waker holds a unit of `refs` (or
+/// is a borrowed `WakerRef`, whose task handle holds one).
+unsafe fn shared_of<'a>(data: *const ()) -> &'a Shared {
+    // SAFETY: as the caller guarantees; `Shared` is the block's first field
+    // (`repr(C)`), and it is `Sync`.
+    unsafe { &*data.cast::<Shared>() }
+}
+
+unsafe fn waker_clone(data: *const ()) -> RawWaker {
+    // SAFETY: a live waker's data (see `shared_of`).
+    let shared = unsafe { shared_of(data) };
+    if shared.refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+        // As `Arc` does: a count this high means leaked clones; never wrap.
+        std::process::abort();
+    }
+    RawWaker::new(data, &WAKER_VTABLE)
+}
+
+unsafe fn waker_wake(data: *const ()) {
+    // SAFETY: a live, owned waker: wake, then give its unit back.
+    unsafe {
+        waker_wake_by_ref(data);
+        waker_drop(data);
+    }
+}
+
+unsafe fn waker_wake_by_ref(data: *const ()) {
+    // SAFETY: a live waker's data.
+    let shared = unsafe { shared_of(data) };
+    if shared
+        .state
+        .compare_exchange(IDLE, QUEUED, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        shared.remote.schedule(shared.key);
+    }
+}
+
+unsafe fn waker_drop(data: *const ()) {
+    // SAFETY: an owned waker gives back its unit of `refs` once.
+    unsafe { release(NonNull::new_unchecked(data.cast_mut().cast::<Head>())) }
+}
