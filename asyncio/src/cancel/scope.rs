@@ -192,10 +192,44 @@ impl Delivery {
     }
 }
 
+/// How to wake a suspended checkpoint. Most are polled by their task
+/// directly, and the task's own waker needs no clone (no atomic count).
+enum CpWaker {
+    Task,
+    Other(Waker),
+}
+
+impl CpWaker {
+    fn new(task: &TaskRef, waker: &Waker) -> CpWaker {
+        if waker.will_wake(&task.0.waker()) {
+            CpWaker::Task
+        } else {
+            CpWaker::Other(waker.clone())
+        }
+    }
+
+    fn refresh(&mut self, task: &TaskRef, waker: &Waker) {
+        let same = match self {
+            CpWaker::Task => waker.will_wake(&task.0.waker()),
+            CpWaker::Other(w) => w.will_wake(waker),
+        };
+        if !same {
+            *self = CpWaker::new(task, waker);
+        }
+    }
+
+    fn get(&self, task: &TaskRef) -> Waker {
+        match self {
+            CpWaker::Task => Waker::clone(&task.0.waker()),
+            CpWaker::Other(w) => w.clone(),
+        }
+    }
+}
+
 /// A checkpoint of this task that is suspended right now.
 pub(crate) struct Inflight {
     scope: ScopeRef,
-    waker: Waker,
+    waker: CpWaker,
     forward: Option<Forward>,
     /// Boxed: rare, and it keeps every suspended checkpoint's entry small.
     delivery: Option<Box<Delivery>>,
@@ -460,7 +494,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
             }
             match (&entry.forward, forward) {
                 (Some(target), true) => to_forward.push((key, target.clone())),
-                _ => to_wake.push(entry.waker.clone()),
+                _ => to_wake.push(entry.waker.get(task)),
             }
         }
     }
@@ -481,7 +515,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                 d.forwarded = accepted;
             }
             if !accepted && !target.wakes_itself() {
-                to_wake.push(entry.waker.clone());
+                to_wake.push(entry.waker.get(task));
             }
         }
     });
@@ -683,9 +717,7 @@ impl Checkpoint {
                 let mut inflight = state.inflight.borrow_mut();
                 let entry = inflight.get_mut(*key).expect("registered checkpoint");
                 entry.scope = scope.clone();
-                if !entry.waker.will_wake(cx.waker()) {
-                    entry.waker = cx.waker().clone();
-                }
+                entry.waker.refresh(&task, cx.waker());
                 if entry.delivery.is_some() {
                     return Suspended::Waiting;
                 }
@@ -694,7 +726,7 @@ impl Checkpoint {
             None => {
                 let key = state.inflight.borrow_mut().insert(Inflight {
                     scope: scope.clone(),
-                    waker: cx.waker().clone(),
+                    waker: CpWaker::new(&task, cx.waker()),
                     forward: forward.as_ref().map(ForwardRef::to_owned),
                     delivery: None,
                 });

@@ -84,8 +84,14 @@ impl Remote {
 
     /// Schedules a task woken through its waker, from any thread.
     pub(crate) fn schedule(&self, key: TaskKey) {
-        if context::current_loop_id() == self.loop_id {
-            context::with_loop(|lp| lp.ready.borrow_mut().push_back(Ready::Task(key)));
+        let local = context::with_loop(|lp| {
+            if lp.id != self.loop_id {
+                return false;
+            }
+            lp.ready.borrow_mut().push_back(Ready::Task(key));
+            true
+        });
+        if local == Some(true) {
             return;
         }
         if self.closed.load(Ordering::Acquire) {

@@ -237,11 +237,10 @@ impl Loop {
     pub(crate) fn run_once(&self) {
         self.drain_remote();
         self.wait_for_work();
-        let now = self.now();
         {
             let mut timers = self.timers.borrow_mut();
             let mut ready = self.ready.borrow_mut();
-            timers.pop_due(now, |k| ready.push_back(Ready::Timer(k)));
+            timers.pop_due(|| self.now(), |k| ready.push_back(Ready::Timer(k)));
         }
         let n = self.ready.borrow().len();
         for _ in 0..n {

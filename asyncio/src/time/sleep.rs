@@ -98,13 +98,14 @@ impl Future for Sleep {
         }
         match &this.state {
             State::Init => {
-                let lp = context::expect_loop("asyncio::sleep()");
                 // `None`: asyncio's sleep(delay <= 0), one bare yield (and
-                // sleep(0) needs no clock read).
+                // sleep(0) needs neither the loop nor a clock read).
                 let deadline = match this.target {
                     Target::Delay(d) if d.is_zero() => None,
-                    Target::Delay(d) => Some(lp.now() + d),
-                    Target::Until(t) => (t > lp.now()).then_some(t),
+                    Target::Delay(d) => Some(context::expect_loop("asyncio::sleep()").now() + d),
+                    Target::Until(t) => {
+                        (t > context::expect_loop("asyncio::sleep()").now()).then_some(t)
+                    }
                 };
                 let Some(deadline) = deadline else {
                     this.state = State::Yielded;
@@ -112,6 +113,7 @@ impl Future for Sleep {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 };
+                let lp = context::expect_loop("asyncio::sleep()");
                 let key = lp.arm(deadline, TimerAction::Wake(cx.waker().clone()));
                 this.state = State::Armed(std::rc::Rc::downgrade(&lp), key);
                 this.cp.suspend(cx, None);
