@@ -427,7 +427,10 @@ impl CancelState {
 
     /// Releases everything at task completion.
     pub(crate) fn clear(&self) {
-        let entries = self.inflight.borrow_mut().drain();
+        let entries = {
+            let mut inflight = self.inflight.borrow_mut();
+            (!inflight.is_empty()).then(|| inflight.drain())
+        };
         drop(entries);
         self.take_pending();
         self.scope.borrow_mut().take();

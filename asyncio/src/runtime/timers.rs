@@ -1,18 +1,26 @@
 //! The timer queue: deadline order, FIFO among equal deadlines.
 //!
-//! A binary heap of `(deadline, sequence, slot)` over a slab of entries.
-//! Arming is O(log n); disarming removes the slab entry in O(1) and leaves
-//! a stale heap node that is skipped when it reaches the top, so cancelled
-//! timers never advance a virtual clock. A due timer is moved to the end of
-//! the ready queue but keeps its entry until it runs, so it can still be
-//! disarmed by a callback that runs before it in the same turn (asyncio's
-//! rule, ASYNCIO-SEMANTICS.md §1.3).
+//! Live timers are entries of a slab; their order is kept in *nodes*
+//! `(deadline, sequence, slot)`:
+//! - later timers sit in millisecond buckets (`buckets`, keyed by tick),
+//!   unsorted: arming is a push onto its bucket;
+//! - the earliest bucket, once needed, is sorted once and becomes `front`,
+//!   from which due timers are popped in exact `(deadline, sequence)` order.
 //!
-//! (A hierarchical wheel with O(1) arming is the planned replacement, behind
-//! this same interface.)
+//! Every node in `buckets` has a tick after `front_tick`. A timer armed for
+//! `front_tick` itself joins `front` in order (usually at its end); one
+//! armed for an earlier tick sends `front` back to its bucket first, so
+//! `front` never takes a stream of inserts in its middle.
+//!
+//! Disarming removes the slab entry in O(1) and leaves a stale node that is
+//! skipped when it reaches the front, so cancelled timers never advance a
+//! virtual clock. A due timer is moved to the end of the ready queue but
+//! keeps its entry until it runs, so it can still be disarmed by a callback
+//! that runs before it in the same turn (asyncio's rule,
+//! ASYNCIO-SEMANTICS.md §1.3).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, VecDeque};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -33,32 +41,131 @@ pub(crate) struct TimerKey {
     seq: u64,
 }
 
-struct Entry {
+struct Timer {
     seq: u64,
     action: TimerAction,
 }
 
-pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, u64, usize)>>,
-    entries: Slab<Entry>,
+/// A timer's place in the order: deadline, then arming sequence.
+#[derive(Clone, Copy)]
+struct Node {
+    deadline: Instant,
     seq: u64,
+    slot: usize,
+}
+
+impl Node {
+    fn key(&self) -> TimerKey {
+        TimerKey {
+            slot: self.slot,
+            seq: self.seq,
+        }
+    }
+}
+
+pub(crate) struct Timers {
+    entries: Slab<Timer>,
+    seq: u64,
+    /// Tick 0: ticks are whole milliseconds since.
+    origin: Instant,
+    /// The earliest nodes, sorted; all of tick `front_tick` or earlier.
+    front: VecDeque<Node>,
+    front_tick: Option<u64>,
+    /// Later nodes by tick, each bucket unsorted.
+    buckets: BTreeMap<u64, Vec<Node>>,
+    /// The bucket being filled (timers armed in the same millisecond with
+    /// the same delay land together): kept out of the map until another
+    /// tick is armed or the order is read.
+    hot: (u64, Vec<Node>),
 }
 
 impl Timers {
     pub(crate) fn new() -> Timers {
         Timers {
-            heap: BinaryHeap::new(),
             entries: Slab::new(),
             seq: 0,
+            origin: Instant::now(),
+            front: VecDeque::new(),
+            front_tick: None,
+            buckets: BTreeMap::new(),
+            hot: (0, Vec::new()),
         }
+    }
+
+    fn tick(&self, deadline: Instant) -> u64 {
+        let d = deadline.saturating_duration_since(self.origin);
+        d.as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(d.subsec_millis()))
+    }
+
+    /// Files the hot bucket into the map.
+    fn flush_hot(&mut self) {
+        if self.hot.1.is_empty() {
+            return;
+        }
+        let (tick, nodes) = std::mem::take(&mut self.hot);
+        match self.buckets.entry(tick) {
+            Entry::Vacant(e) => {
+                e.insert(nodes);
+            }
+            Entry::Occupied(mut e) => e.get_mut().extend(nodes),
+        }
+    }
+
+    /// Adds a node to the buckets (its tick is after `front_tick`).
+    fn bucket(&mut self, tick: u64, node: Node) {
+        if self.hot.0 != tick {
+            self.flush_hot();
+            self.hot.0 = tick;
+        }
+        self.hot.1.push(node);
     }
 
     pub(crate) fn arm(&mut self, deadline: Instant, action: TimerAction) -> TimerKey {
         self.seq += 1;
         let seq = self.seq;
-        let slot = self.entries.insert(Entry { seq, action });
-        self.heap.push(Reverse((deadline, seq, slot)));
-        TimerKey { slot, seq }
+        let slot = self.entries.insert(Timer { seq, action });
+        let node = Node {
+            deadline,
+            seq,
+            slot,
+        };
+        let tick = self.tick(deadline);
+        match self.front_tick {
+            Some(ft) if tick == ft => {
+                // The newest sequence: after every equal deadline.
+                let at = self.front.partition_point(|n| n.deadline <= deadline);
+                self.front.insert(at, node);
+            }
+            Some(ft) if tick < ft => {
+                // Earlier than the front's bucket: put the front back.
+                let front = std::mem::take(&mut self.front);
+                self.buckets.insert(ft, front.into());
+                self.front_tick = None;
+                self.bucket(tick, node);
+            }
+            _ => self.bucket(tick, node),
+        }
+        node.key()
+    }
+
+    /// The earliest live node, sorting the next bucket into `front` when
+    /// `front` runs out; stale nodes met on the way are dropped.
+    fn peek(&mut self) -> Option<Node> {
+        loop {
+            while let Some(&n) = self.front.front() {
+                if self.live(n.key()) {
+                    return Some(n);
+                }
+                self.front.pop_front();
+            }
+            self.flush_hot();
+            let (tick, mut nodes) = self.buckets.pop_first()?;
+            nodes.sort_unstable_by_key(|n| (n.deadline, n.seq));
+            self.front = nodes.into();
+            self.front_tick = Some(tick);
+        }
     }
 
     fn live(&self, key: TimerKey) -> bool {
@@ -93,33 +200,24 @@ impl Timers {
         }
     }
 
-    /// The earliest deadline of a live timer still in the heap.
+    /// The earliest deadline of a live timer not yet due.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(Reverse((deadline, seq, slot))) = self.heap.peek().copied() {
-            if self.live(TimerKey { slot, seq }) {
-                return Some(deadline);
-            }
-            self.heap.pop();
-        }
-        None
+        self.peek().map(|n| n.deadline)
     }
 
-    /// Moves every live timer due at `now()` out of the heap, in firing
-    /// order. The clock is read only if some timer is in the heap.
+    /// Moves every live timer due at `now()` out of the order, in firing
+    /// order. The clock is read only if some timer is armed.
     pub(crate) fn pop_due(&mut self, now: impl FnOnce() -> Instant, mut out: impl FnMut(TimerKey)) {
-        if self.heap.is_empty() {
+        if self.entries.is_empty() {
             return;
         }
         let now = now();
-        while let Some(Reverse((deadline, seq, slot))) = self.heap.peek().copied() {
-            if deadline > now {
+        while let Some(n) = self.peek() {
+            if n.deadline > now {
                 break;
             }
-            self.heap.pop();
-            let key = TimerKey { slot, seq };
-            if self.live(key) {
-                out(key);
-            }
+            self.front.pop_front();
+            out(n.key());
         }
     }
 
@@ -140,7 +238,10 @@ impl Timers {
 
     /// Drops every timer (loop close).
     pub(crate) fn clear(&mut self) -> Vec<TimerAction> {
-        self.heap.clear();
+        self.front.clear();
+        self.front_tick = None;
+        self.buckets.clear();
+        self.hot.1.clear();
         self.entries.drain().into_iter().map(|e| e.action).collect()
     }
 }
@@ -177,5 +278,61 @@ mod tests {
         assert!(t.cancel(late));
         assert_eq!(t.next_deadline(), None);
         assert_eq!(t.len(), 0);
+    }
+
+    /// Arms, disarms and pops at random against a sorted list of
+    /// `(deadline, arming order)`: the order must be exactly that, whatever
+    /// buckets the timers landed in.
+    #[test]
+    fn firing_order_matches_a_sorted_reference() {
+        let base = Instant::now();
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for _round in 0..20 {
+            let mut t = Timers::new();
+            let mut reference: Vec<(Duration, u64, TimerKey)> = Vec::new();
+            let mut now = Duration::ZERO;
+            let mut n = 0u64;
+            for _step in 0..400 {
+                match next(10) {
+                    0..=5 => {
+                        // Deadlines close together, some equal, some earlier
+                        // than timers already pulled to the front.
+                        let at = now + Duration::from_micros(next(4) * 700 + next(3) * 1000);
+                        n += 1;
+                        let k = t.arm(base + at, cb());
+                        reference.push((at, n, k));
+                    }
+                    6 if !reference.is_empty() => {
+                        let i = next(reference.len() as u64) as usize;
+                        let (_, _, k) = reference.remove(i);
+                        assert!(t.cancel(k));
+                    }
+                    _ => {
+                        now += Duration::from_micros(next(1500));
+                        reference.sort_by_key(|&(at, n, _)| (at, n));
+                        let split = reference.partition_point(|&(at, _, _)| at <= now);
+                        let want: Vec<TimerKey> =
+                            reference.drain(..split).map(|(_, _, k)| k).collect();
+                        let mut got = Vec::new();
+                        t.pop_due(|| base + now, |k| got.push(k));
+                        assert_eq!(got, want);
+                        for k in got {
+                            assert!(t.take(k).is_some());
+                        }
+                        reference.sort_by_key(|&(at, n, _)| (at, n));
+                        assert_eq!(
+                            t.next_deadline(),
+                            reference.first().map(|&(at, _, _)| base + at)
+                        );
+                    }
+                }
+            }
+        }
     }
 }

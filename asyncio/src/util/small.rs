@@ -57,8 +57,15 @@ impl<T> InlineSlab<T> {
             .chain(self.rest.iter_mut().map(|(k, v)| (k + 1, v)))
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
     /// Removes every entry, returning them.
     pub(crate) fn drain(&mut self) -> Vec<T> {
+        if self.rest.is_empty() {
+            return self.first.take().into_iter().collect();
+        }
         let mut out = self.rest.drain();
         if let Some(v) = self.first.take() {
             out.insert(0, v);
