@@ -16,6 +16,9 @@
 //! | `cancel`, `state`, `uncancel`, `cancelling` | the `TaskRef` methods |
 //! | `gather` | `try_gather(children)` (an `Err` is Python's exception); with `return_exceptions`, `gather(children).return_exceptions()` |
 //! | `taskgroup` | `TaskGroup::run(\|tg\| ..)`, children made with `tg.create_task(run_body(..))` |
+//! | `acquire`, `release`, `with` | a lock's or condition's guard kept in a table (`Held`) between the statements; a semaphore permit `forget()`-ten, given back by `release()` |
+//! | `wait`, `notify`, `set`, `reset`, ... | the `Event`, `Condition` (with the table's guard), `Barrier` methods |
+//! | `put`, `get`, `join`, `qshutdown`, ... | the `Queue` methods (`LifoQueue` and `PriorityQueue` through `Deref`) |
 //!
 //! A task's body stores what it returned or raised in its variable's slot as it ends
 //! (`Slot::out`): awaiting a task through its `TaskRef` (`wait()`) says only how it ended,
