@@ -13,6 +13,8 @@
 #   programs/rules/NAME.json + NAME.trace.jsonl         one per rule we found the hard way
 #                                                       (kept; only their traces are rebuilt)
 #   programs/generated/SIZE/sSEED.json + .trace.jsonl   gen.py output, one dir per size
+#                                                       (sync: gen.py --sync, programs with
+#                                                       locks, events, queues, ...)
 #   programs/STATS.md                                   op usage statistics (ref/stats.py)
 set -euo pipefail
 
@@ -40,22 +42,24 @@ fi
 echo "regen.sh: using $py ($("$py" -c 'import sys; print(sys.version.split()[0])'))"
 
 # --- corpus settings -----------------------------------------------------------
-# name  first-seed  count  max-tasks  max-stmts  max-depth  max-time
+# name  first-seed  count  max-tasks  max-stmts  max-depth  max-time  [gen.py flags]
 sizes=(
     "small   1      600    3   6   2   4"
     "medium  10001  700    6   12  3   10"
     "large   20001  450    10  20  4   15"
     "ties    30001  350    6   12  3   3"
+    "sync    40001  700    6   14  3   6   --sync"
 )
 
 rm -rf "$programs/generated" "$programs/examples"
 mkdir -p "$programs/generated" "$programs/examples"
 
 for spec in "${sizes[@]}"; do
-    read -r name seed count tasks stmts depth time <<<"$spec"
+    read -r name seed count tasks stmts depth time flags <<<"$spec"
     out="$programs/generated/$name"
+    # shellcheck disable=SC2086  # flags: zero or more words
     "$py" "$ref/gen.py" --seed "$seed" --count "$count" --out "$out" \
-        --max-tasks "$tasks" --max-stmts "$stmts" --max-depth "$depth" --max-time "$time"
+        --max-tasks "$tasks" --max-stmts "$stmts" --max-depth "$depth" --max-time "$time" $flags
 done
 
 if [[ ! -d "$examples_src" ]]; then

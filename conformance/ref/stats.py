@@ -6,7 +6,8 @@
 For every op: how many programs use it (anywhere, nested blocks included) and
 how many statements in all; the same for the interesting variants (zero and
 null timeouts, propagate, return_exceptions, ...); how many programs use
-neither gather nor taskgroup; how the reference traces end.
+neither gather nor taskgroup; how the reference traces end; which
+synchronisation objects the programs declare.
 """
 
 import json
@@ -44,6 +45,8 @@ def variants(st):
         tags.append("cancel msg")
     if op == "taskgroup" and not st["children"]:
         tags.append("taskgroup no children")
+    if op == "qshutdown" and st.get("immediate"):
+        tags.append("qshutdown immediate")
     return tags
 
 
@@ -59,6 +62,7 @@ def main(root):
     groups = Counter()
     finals = Counter()
     features = Counter()
+    objects = Counter()           # object type -> programs declaring one
     neither = 0
     events = 0
     for path in files:
@@ -78,6 +82,8 @@ def main(root):
             neither += 1
         for feat in prog.get("features", []):
             features[feat] += 1
+        for typ in {spec["type"] for spec in prog.get("sync", {}).values()}:
+            objects[typ] += 1
         trace = path[:-5] + ".trace.jsonl"
         if os.path.exists(trace):
             with open(trace) as f:
@@ -102,6 +108,10 @@ def main(root):
                        f"| {stmts[t]} |")
     out += ["", "Final trace event:", "", "| final | programs |", "|---|---:|"]
     out += [f"| `{k}` | {v} |" for k, v in sorted(finals.items())]
+    if objects:
+        out += ["", "Synchronisation objects (`sync`), programs declaring one of each type:", "",
+                "| type | programs |", "|---|---:|"]
+        out += [f"| `{k}` | {v} |" for k, v in sorted(objects.items())]
     if features:
         out += ["", "Generator templates (`features`):", "", "| template | programs |",
                 "|---|---:|"]

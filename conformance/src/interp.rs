@@ -16,6 +16,9 @@
 //! | `cancel`, `state`, `uncancel`, `cancelling` | the `TaskRef` methods |
 //! | `gather` | `try_gather(children)` (an `Err` is Python's exception); with `return_exceptions`, `gather(children).return_exceptions()` |
 //! | `taskgroup` | `TaskGroup::run(\|tg\| ..)`, children made with `tg.create_task(run_body(..))` |
+//! | `acquire`, `release`, `with` | a lock's or condition's guard kept in a table (`Held`) between the statements; a semaphore permit `forget()`-ten, given back by `release()` |
+//! | `wait`, `notify`, `set`, `reset`, ... | the `Event`, `Condition` (with the table's guard), `Barrier` methods |
+//! | `put`, `get`, `join`, `qshutdown`, ... | the `Queue` methods (`LifoQueue` and `PriorityQueue` through `Deref`) |
 //!
 //! A task's body stores what it returned or raised in its variable's slot as it ends
 //! (`Slot::out`): awaiting a task through its `TaskRef` (`wait()`) says only how it ended,
@@ -40,11 +43,13 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use asyncio::{
-    AsTask, CancelledError, Child, Failure, IntoChild, Outcome, Runner, TaskGroup, TaskGroupError,
-    TaskRef, TimeoutError,
+    AsTask, Barrier, BarrierWaitError, BoundedSemaphore, CancelledError, Child, Condition, Failure,
+    GetError, GetNowaitError, IntoChild, LifoQueue, Lock, LockGuard, Outcome, PriorityQueue,
+    PutError, PutNowaitError, Queue, Runner, Semaphore, TaskGroup, TaskGroupError, TaskRef,
+    TimeoutError,
 };
 
-use crate::program::{Block, Name, Program, Stmt};
+use crate::program::{Block, Name, ObjOp, ObjType, Program, Stmt};
 use crate::trace::{boolean, value, Event};
 
 /// Ops the interpreter cannot express yet on the crate's API (see `API-GAPS.md`): programs
@@ -156,8 +161,95 @@ impl IntoChild for VarChild {
     }
 }
 
+/// A lock as the interpreter holds it: Python's `acquire()` and `release()` are separate
+/// statements, possibly in different tasks, so the guard of the held lock is kept here
+/// (the lock is held exactly while `guard` is `Some`). A guard borrows its lock, so the
+/// lock must outlive the table: it is leaked, a few dozen bytes per lock and program
+/// (see `API-GAPS.md`, section 5).
+struct Held {
+    lock: &'static Lock,
+    guard: RefCell<Option<LockGuard<'static>>>,
+}
+
+impl Held {
+    fn new(lock: &'static Lock) -> Held {
+        Held {
+            lock,
+            guard: RefCell::new(None),
+        }
+    }
+
+    /// Stores the guard of a lock just acquired.
+    fn hold(&self, guard: LockGuard<'static>) {
+        let old = self.guard.borrow_mut().replace(guard);
+        assert!(old.is_none(), "a lock was acquired twice");
+    }
+
+    /// `release()`: `ok`, or `unlocked` (Python's `RuntimeError`).
+    fn release(&self) -> &'static str {
+        let guard = self.guard.borrow_mut().take();
+        match guard {
+            Some(g) => {
+                drop(g);
+                "ok"
+            }
+            None => "unlocked",
+        }
+    }
+}
+
+/// The three queues, with integer items.
+enum AnyQueue {
+    Fifo(Queue<i64>),
+    Lifo(LifoQueue<i64>),
+    Priority(PriorityQueue<i64>),
+}
+
+impl AnyQueue {
+    fn q(&self) -> &Queue<i64> {
+        match self {
+            AnyQueue::Fifo(q) => q,
+            AnyQueue::Lifo(q) => q,
+            AnyQueue::Priority(q) => q,
+        }
+    }
+}
+
+/// A synchronisation object declared under `"sync"`.
+enum Obj {
+    Lock(Held),
+    /// The condition, and its lock's holding table.
+    Condition(&'static Condition, Held),
+    Semaphore(Semaphore),
+    BoundedSemaphore(BoundedSemaphore),
+    Event(asyncio::Event),
+    Barrier(Barrier),
+    Queue(AnyQueue),
+}
+
+impl Obj {
+    fn new(t: ObjType) -> Obj {
+        match t {
+            ObjType::Lock => Obj::Lock(Held::new(Box::leak(Box::new(Lock::new())))),
+            ObjType::Condition => {
+                let cond: &'static Condition = Box::leak(Box::new(Condition::new()));
+                Obj::Condition(cond, Held::new(cond.lock()))
+            }
+            ObjType::Semaphore(n) => Obj::Semaphore(Semaphore::new(n)),
+            ObjType::BoundedSemaphore(n) => Obj::BoundedSemaphore(BoundedSemaphore::new(n)),
+            ObjType::Event => Obj::Event(asyncio::Event::new()),
+            ObjType::Barrier(n) => Obj::Barrier(Barrier::new(n)),
+            ObjType::Queue(n) => Obj::Queue(AnyQueue::Fifo(Queue::new(n))),
+            ObjType::LifoQueue(n) => Obj::Queue(AnyQueue::Lifo(LifoQueue::new(n))),
+            ObjType::PriorityQueue(n) => Obj::Queue(AnyQueue::Priority(PriorityQueue::new(n))),
+        }
+    }
+}
+
 struct Interp {
     bodies: BTreeMap<Name, Block>,
+    /// The `"sync"` objects (emptied at the end, before the runner closes).
+    objs: RefCell<HashMap<Name, Rc<Obj>>>,
     vars: RefCell<HashMap<Name, Rc<Slot>>>,
     /// Every task the program created, in creation order, with its label.
     tasks: RefCell<Vec<(TaskRef, Rc<str>)>>,
@@ -194,6 +286,13 @@ pub fn run(program: &Program) -> Vec<Event> {
 pub fn try_run(program: &Program) -> Result<Vec<Event>, (Vec<Event>, Unsupported)> {
     let it = Rc::new(Interp {
         bodies: program.bodies.clone(),
+        objs: RefCell::new(
+            program
+                .objects
+                .iter()
+                .map(|(n, t)| (n.clone(), Rc::new(Obj::new(*t))))
+                .collect(),
+        ),
         vars: RefCell::new(HashMap::new()),
         tasks: RefCell::new(Vec::new()),
         trace: RefCell::new(Vec::new()),
@@ -215,6 +314,7 @@ pub fn try_run(program: &Program) -> Result<Vec<Event>, (Vec<Event>, Unsupported
     // Drop every handle before the runner so that closing it sees no stray references.
     it.vars.borrow_mut().clear();
     it.tasks.borrow_mut().clear();
+    it.objs.borrow_mut().clear();
     if hung {
         // Closing would cancel the stuck tasks and wait for them, maybe for ever.
         std::mem::forget(runner);
@@ -736,6 +836,160 @@ async fn exec_stmt(it: &Rc<Interp>, st: &Stmt, label: &Rc<str>) -> Flow {
         },
         Stmt::Raise { kind } => Err(Exc::Program(kind.clone())),
         Stmt::Return { value } => Ok(Some(*value)),
+        Stmt::Obj { op, obj } => {
+            let o = it.objs.borrow()[obj].clone();
+            obj_stmt(it, *op, obj, &o, label).await
+        }
+        Stmt::With { obj, block } => {
+            let o = it.objs.borrow()[obj].clone();
+            let head = format!("with {obj}");
+            if let Err(c) = acquire(&o).await {
+                it.log(label, format!("{head} -> cancelled"));
+                return Err(Exc::Cancelled(c));
+            }
+            it.log(label, format!("{head} -> acquired"));
+            let r = exec_block(it.clone(), block.clone(), label.clone()).await;
+            let released = match release(&o) {
+                "ok" => "released",
+                other => other,
+            };
+            it.log(label, format!("{head} -> {released}"));
+            r
+        }
+    }
+}
+
+/// `await X.acquire()` on a lock, semaphore or condition; the lock's guard is kept in
+/// its table and a permit is forgotten (given back by `release`).
+async fn acquire(o: &Obj) -> Result<(), CancelledError> {
+    match o {
+        Obj::Lock(h) => h.hold(h.lock.acquire().await?),
+        Obj::Condition(c, h) => h.hold(c.acquire().await?),
+        Obj::Semaphore(s) => s.acquire().await?.forget(),
+        Obj::BoundedSemaphore(s) => s.acquire().await?.forget(),
+        _ => unreachable!("object type checked by the parser"),
+    }
+    Ok(())
+}
+
+/// `X.release()`: `ok`, `unlocked` (a lock not held) or `too_many` (a bounded semaphore
+/// already at its initial value).
+fn release(o: &Obj) -> &'static str {
+    match o {
+        Obj::Lock(h) | Obj::Condition(_, h) => h.release(),
+        Obj::Semaphore(s) => {
+            s.release();
+            "ok"
+        }
+        Obj::BoundedSemaphore(s) => match s.release() {
+            Ok(()) => "ok",
+            Err(_) => "too_many",
+        },
+        _ => unreachable!("object type checked by the parser"),
+    }
+}
+
+/// A statement on a synchronisation object: logs `OP OBJ -> RESULT`; a cancellation is
+/// logged as `cancelled` and propagates, every other error is part of the result.
+async fn obj_stmt(it: &Rc<Interp>, op: ObjOp, name: &Name, o: &Obj, label: &Rc<str>) -> Flow {
+    let head = match op {
+        ObjOp::Put(v) | ObjOp::PutNowait(v) => format!("{} {name} {v}", op.name()),
+        _ => format!("{} {name}", op.name()),
+    };
+    let r: Result<String, CancelledError> = match (op, o) {
+        (ObjOp::Acquire, _) => acquire(o).await.map(|()| "ok".into()),
+        (ObjOp::Release, _) => Ok(release(o).into()),
+        (ObjOp::Locked, Obj::Lock(h) | Obj::Condition(_, h)) => Ok(boolean(h.lock.locked()).into()),
+        (ObjOp::Locked, Obj::Semaphore(s)) => Ok(boolean(s.locked()).into()),
+        (ObjOp::Locked, Obj::BoundedSemaphore(s)) => Ok(boolean(s.locked()).into()),
+        (ObjOp::Set, Obj::Event(e)) => {
+            e.set();
+            Ok("ok".into())
+        }
+        (ObjOp::Clear, Obj::Event(e)) => {
+            e.clear();
+            Ok("ok".into())
+        }
+        (ObjOp::IsSet, Obj::Event(e)) => Ok(boolean(e.is_set()).into()),
+        (ObjOp::Wait, Obj::Event(e)) => e.wait().await.map(|()| "ok".into()),
+        (ObjOp::Wait, Obj::Condition(c, h)) => {
+            // Python checks `locked()`; the guard leaves the table while the wait has the
+            // lock released, and comes back holding it again, whatever the outcome.
+            let guard = h.guard.borrow_mut().take();
+            match guard {
+                None => Ok("unlocked".into()),
+                Some(mut g) => {
+                    let r = c.wait(&mut g).await;
+                    h.hold(g);
+                    r.map(|()| "ok".into())
+                }
+            }
+        }
+        (ObjOp::Wait, Obj::Barrier(b)) => match b.wait().await {
+            Ok(i) => Ok(format!("value:{i}")),
+            Err(BarrierWaitError::Broken(_)) => Ok("broken".into()),
+            Err(BarrierWaitError::Cancelled(c)) => Err(c),
+        },
+        (ObjOp::Notify(_) | ObjOp::NotifyAll, Obj::Condition(c, h)) => match &*h.guard.borrow() {
+            None => Ok("unlocked".into()),
+            Some(g) => {
+                match op {
+                    ObjOp::Notify(n) => c.notify(g, n),
+                    _ => c.notify_all(g),
+                }
+                Ok("ok".into())
+            }
+        },
+        (ObjOp::Reset, Obj::Barrier(b)) => b.reset().await.map(|()| "ok".into()),
+        (ObjOp::Abort, Obj::Barrier(b)) => b.abort().await.map(|()| "ok".into()),
+        (ObjOp::BarrierState, Obj::Barrier(b)) => Ok(format!(
+            "n_waiting={} broken={}",
+            b.n_waiting(),
+            boolean(b.broken())
+        )),
+        (ObjOp::Put(v), Obj::Queue(q)) => match q.q().put(v).await {
+            Ok(()) => Ok("ok".into()),
+            Err(PutError::ShutDown(_)) => Ok("shutdown".into()),
+            Err(PutError::Cancelled(c, _)) => Err(c),
+        },
+        (ObjOp::PutNowait(v), Obj::Queue(q)) => Ok(match q.q().put_nowait(v) {
+            Ok(()) => "ok",
+            Err(PutNowaitError::Full(_)) => "full",
+            Err(PutNowaitError::ShutDown(_)) => "shutdown",
+        }
+        .into()),
+        (ObjOp::Get, Obj::Queue(q)) => match q.q().get().await {
+            Ok(v) => Ok(format!("value:{v}")),
+            Err(GetError::ShutDown(_)) => Ok("shutdown".into()),
+            Err(GetError::Cancelled(c)) => Err(c),
+        },
+        (ObjOp::GetNowait, Obj::Queue(q)) => Ok(match q.q().get_nowait() {
+            Ok(v) => format!("value:{v}"),
+            Err(GetNowaitError::Empty(_)) => "empty".into(),
+            Err(GetNowaitError::ShutDown(_)) => "shutdown".into(),
+        }),
+        (ObjOp::TaskDone, Obj::Queue(q)) => Ok(match q.q().task_done() {
+            Ok(()) => "ok",
+            Err(_) => "too_many",
+        }
+        .into()),
+        (ObjOp::Join, Obj::Queue(q)) => q.q().join().await.map(|()| "ok".into()),
+        (ObjOp::Qsize, Obj::Queue(q)) => Ok(q.q().qsize().to_string()),
+        (ObjOp::Qshutdown { immediate }, Obj::Queue(q)) => {
+            q.q().shutdown(immediate);
+            Ok("ok".into())
+        }
+        _ => unreachable!("object type checked by the parser"),
+    };
+    match r {
+        Ok(text) => {
+            it.log(label, format!("{head} -> {text}"));
+            Ok(None)
+        }
+        Err(c) => {
+            it.log(label, format!("{head} -> cancelled"));
+            Err(Exc::Cancelled(c))
+        }
     }
 }
 
@@ -782,6 +1036,41 @@ mod tests {
                 r#"[1,"main","state t -> done=true cancelled=true cancelling=1"]"#,
                 r#"[1,"main","await t -> cancelled"]"#,
                 r#"[1,"main","end -> cancelled"]"#,
+                r#"[1,"main","shutdown -> []"]"#,
+                r#"[1,"*","exit"]"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn sync_objects() {
+        let t = trace(
+            r#"{"sync":{"L":{"type":"lock"},"Q":{"type":"queue","maxsize":1},"E":{"type":"event"}},
+               "bodies":{"main":[{"op":"spawn","task":"w","body":"w"},
+                {"op":"with","obj":"L","block":[{"op":"sleep","t":1},{"op":"put","obj":"Q","value":7}]},
+                {"op":"put_nowait","obj":"Q","value":8},{"op":"set","obj":"E"},{"op":"await","task":"w"},
+                {"op":"release","obj":"L"}],
+               "w":[{"op":"acquire","obj":"L"},{"op":"get","obj":"Q"},{"op":"wait","obj":"E"},
+                {"op":"release","obj":"L"}]}}"#,
+        );
+        assert_eq!(
+            t,
+            [
+                r#"[0,"main","start main"]"#,
+                r#"[0,"main","with L -> acquired"]"#,
+                r#"[0,"w","start w"]"#,
+                r#"[1,"main","put Q 7 -> ok"]"#,
+                r#"[1,"main","with L -> released"]"#,
+                r#"[1,"main","put_nowait Q 8 -> full"]"#,
+                r#"[1,"main","set E -> ok"]"#,
+                r#"[1,"w","acquire L -> ok"]"#,
+                r#"[1,"w","get Q -> value:7"]"#,
+                r#"[1,"w","wait E -> ok"]"#,
+                r#"[1,"w","release L -> ok"]"#,
+                r#"[1,"w","end -> value:null"]"#,
+                r#"[1,"main","await w -> value:null"]"#,
+                r#"[1,"main","release L -> unlocked"]"#,
+                r#"[1,"main","end -> value:null"]"#,
                 r#"[1,"main","shutdown -> []"]"#,
                 r#"[1,"*","exit"]"#,
             ]

@@ -137,6 +137,137 @@ pub enum Stmt {
         /// The returned value.
         value: Option<i64>,
     },
+    /// An operation on a synchronisation object declared under `"sync"`.
+    Obj {
+        /// The operation.
+        op: ObjOp,
+        /// The object's name.
+        obj: Name,
+    },
+    /// `await X.acquire()`, then `try: block` / `finally: X.release()`.
+    With {
+        /// The lock, semaphore or condition.
+        obj: Name,
+        /// The block run while holding it.
+        block: Block,
+    },
+}
+
+/// The operations on synchronisation objects (`FORMAT.md`, "Synchronisation objects").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjOp {
+    /// `await X.acquire()` (lock, semaphore, condition).
+    Acquire,
+    /// `X.release()` (lock, semaphore, condition).
+    Release,
+    /// `X.locked()` (lock, semaphore, condition).
+    Locked,
+    /// `E.set()`.
+    Set,
+    /// `E.clear()`.
+    Clear,
+    /// `E.is_set()`.
+    IsSet,
+    /// `await X.wait()` (event, condition, barrier).
+    Wait,
+    /// `C.notify(n)`.
+    Notify(usize),
+    /// `C.notify_all()`.
+    NotifyAll,
+    /// `await B.reset()`.
+    Reset,
+    /// `await B.abort()`.
+    Abort,
+    /// `B.n_waiting`, `B.broken`.
+    BarrierState,
+    /// `await Q.put(v)`.
+    Put(i64),
+    /// `Q.put_nowait(v)`.
+    PutNowait(i64),
+    /// `await Q.get()`.
+    Get,
+    /// `Q.get_nowait()`.
+    GetNowait,
+    /// `Q.task_done()`.
+    TaskDone,
+    /// `await Q.join()`.
+    Join,
+    /// `Q.qsize()`.
+    Qsize,
+    /// `Q.shutdown(immediate)`.
+    Qshutdown {
+        /// Discard the items left and fail every get at once.
+        immediate: bool,
+    },
+}
+
+impl ObjOp {
+    /// The op as written in the program.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ObjOp::Acquire => "acquire",
+            ObjOp::Release => "release",
+            ObjOp::Locked => "locked",
+            ObjOp::Set => "set",
+            ObjOp::Clear => "clear",
+            ObjOp::IsSet => "is_set",
+            ObjOp::Wait => "wait",
+            ObjOp::Notify(_) => "notify",
+            ObjOp::NotifyAll => "notify_all",
+            ObjOp::Reset => "reset",
+            ObjOp::Abort => "abort",
+            ObjOp::BarrierState => "barrier_state",
+            ObjOp::Put(_) => "put",
+            ObjOp::PutNowait(_) => "put_nowait",
+            ObjOp::Get => "get",
+            ObjOp::GetNowait => "get_nowait",
+            ObjOp::TaskDone => "task_done",
+            ObjOp::Join => "join",
+            ObjOp::Qsize => "qsize",
+            ObjOp::Qshutdown { .. } => "qshutdown",
+        }
+    }
+}
+
+/// A synchronisation object declared under the program's `"sync"` key, with its
+/// parameters (`ref.py`'s `SYNC_TYPES`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjType {
+    /// `asyncio.Lock()`.
+    Lock,
+    /// `asyncio.Event()`.
+    Event,
+    /// `asyncio.Condition()` (with a lock of its own).
+    Condition,
+    /// `asyncio.Semaphore(value)` (default 1).
+    Semaphore(usize),
+    /// `asyncio.BoundedSemaphore(value)` (default 1).
+    BoundedSemaphore(usize),
+    /// `asyncio.Barrier(parties)`.
+    Barrier(usize),
+    /// `asyncio.Queue(maxsize)` (default 0: unbounded).
+    Queue(usize),
+    /// `asyncio.LifoQueue(maxsize)`.
+    LifoQueue(usize),
+    /// `asyncio.PriorityQueue(maxsize)`.
+    PriorityQueue(usize),
+}
+
+impl ObjType {
+    /// The `"type"` as written in the program.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ObjType::Lock => "lock",
+            ObjType::Event => "event",
+            ObjType::Condition => "condition",
+            ObjType::Semaphore(_) => "semaphore",
+            ObjType::BoundedSemaphore(_) => "bounded_semaphore",
+            ObjType::Barrier(_) => "barrier",
+            ObjType::Queue(_) => "queue",
+            ObjType::LifoQueue(_) => "lifo_queue",
+            ObjType::PriorityQueue(_) => "priority_queue",
+        }
+    }
 }
 
 impl Stmt {
@@ -160,13 +291,17 @@ impl Stmt {
             Stmt::TaskGroup { .. } => "taskgroup",
             Stmt::Raise { .. } => "raise",
             Stmt::Return { .. } => "return",
+            Stmt::Obj { op, .. } => op.name(),
+            Stmt::With { .. } => "with",
         }
     }
 
     /// The nested blocks of this statement (`block`, then `on_cancel`).
     pub fn blocks(&self) -> Vec<&Block> {
         match self {
-            Stmt::Timeout { block, .. } | Stmt::TaskGroup { block, .. } => vec![block],
+            Stmt::Timeout { block, .. }
+            | Stmt::TaskGroup { block, .. }
+            | Stmt::With { block, .. } => vec![block],
             Stmt::Try {
                 block, on_cancel, ..
             } => vec![block, on_cancel],
@@ -182,6 +317,8 @@ pub struct Program {
     pub name: Option<String>,
     /// Every body by name.
     pub bodies: BTreeMap<Name, Block>,
+    /// The synchronisation objects declared under `"sync"`, by name.
+    pub objects: BTreeMap<Name, ObjType>,
 }
 
 impl Program {
@@ -205,16 +342,25 @@ impl Program {
                 ))
             }
         };
+        let objects = parse_sync(obj.get("sync"))?;
+        let cx = Cx {
+            bodies,
+            objects: &objects,
+        };
         let mut out = BTreeMap::new();
         for (bname, stmts) in bodies {
             if !is_name(bname) {
                 return Err(ParseError(format!("bad body name {bname:?}")));
             }
-            let block = parse_block(stmts, bodies, &format!("body {bname}"))?;
+            let block = parse_block(stmts, &cx, &format!("body {bname}"))?;
             out.insert(Name::from(bname.as_str()), block);
         }
         let name = obj.get("name").and_then(Value::as_str).map(str::to_owned);
-        Ok(Program { name, bodies: out })
+        Ok(Program {
+            name,
+            bodies: out,
+            objects,
+        })
     }
 
     /// The `main` body.
@@ -280,6 +426,92 @@ pub fn is_msg(s: &str) -> bool {
 const MAX_TIME: u64 = 1_000_000;
 /// Values must satisfy `|v| < 2^53`.
 const VALUE_LIMIT: i64 = 1 << 53;
+/// Largest semaphore value, queue size, notify count or barrier size (`ref.py`'s `MAX_COUNT`).
+const MAX_COUNT: u64 = 1000;
+
+/// The object types a statement's `obj` field accepts (`ref.py`'s `OBJ_KINDS`).
+const LOCKISH: &[&str] = &["lock", "semaphore", "bounded_semaphore", "condition"];
+const EVENT: &[&str] = &["event"];
+const WAITABLE: &[&str] = &["event", "condition", "barrier"];
+const CONDITION: &[&str] = &["condition"];
+const BARRIER: &[&str] = &["barrier"];
+const QUEUE: &[&str] = &["queue", "lifo_queue", "priority_queue"];
+
+/// What the statements of a program may refer to.
+struct Cx<'a> {
+    bodies: &'a Map<String, Value>,
+    objects: &'a BTreeMap<Name, ObjType>,
+}
+
+/// The `"sync"` declarations: `{NAME: {"type": TYPE, ...}}` (`ref.py`'s `_validate_sync`).
+fn parse_sync(v: Option<&Value>) -> Result<BTreeMap<Name, ObjType>, ParseError> {
+    let mut out = BTreeMap::new();
+    let Some(v) = v else {
+        return Ok(out);
+    };
+    let decls = v
+        .as_object()
+        .ok_or_else(|| ParseError("\"sync\" must be an object".into()))?;
+    for (name, spec) in decls {
+        let w = format!("sync.{name}");
+        if !is_name(name) {
+            return Err(ParseError(format!("bad object name {name:?}")));
+        }
+        let unknown = || ParseError(format!("{w}: unknown object {spec}"));
+        let fields = spec.as_object().ok_or_else(unknown)?;
+        let ty = fields
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(unknown)?;
+        // (parameter field, required, minimum)
+        let param: Option<(&str, bool, u64)> = match ty {
+            "lock" | "event" | "condition" => None,
+            "semaphore" | "bounded_semaphore" => Some(("value", false, 0)),
+            "barrier" => Some(("parties", true, 1)),
+            "queue" | "lifo_queue" | "priority_queue" => Some(("maxsize", false, 0)),
+            _ => return Err(unknown()),
+        };
+        let mut extra: Vec<&str> = fields
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "type" && param.is_none_or(|(p, _, _)| p != *k))
+            .collect();
+        if !extra.is_empty() {
+            extra.sort_unstable();
+            return Err(ParseError(format!("{w}: unexpected fields {extra:?}")));
+        }
+        let n = match param {
+            None => 0,
+            Some((p, required, min)) => match fields.get(p) {
+                None if required => {
+                    return Err(ParseError(format!("{w}: missing field {p:?}")));
+                }
+                // Python's defaults: Semaphore(1), Queue(0).
+                None => usize::from(ty.ends_with("semaphore")),
+                Some(x) => match x.as_u64() {
+                    Some(n) if (min..=MAX_COUNT).contains(&n) => n as usize,
+                    _ => {
+                        let kind = if min == 1 { "parties" } else { "count" };
+                        return Err(bad(&format!("{w}.{p}"), x, kind));
+                    }
+                },
+            },
+        };
+        let t = match ty {
+            "lock" => ObjType::Lock,
+            "event" => ObjType::Event,
+            "condition" => ObjType::Condition,
+            "semaphore" => ObjType::Semaphore(n),
+            "bounded_semaphore" => ObjType::BoundedSemaphore(n),
+            "barrier" => ObjType::Barrier(n),
+            "queue" => ObjType::Queue(n),
+            "lifo_queue" => ObjType::LifoQueue(n),
+            _ => ObjType::PriorityQueue(n),
+        };
+        out.insert(Name::from(name.as_str()), t);
+    }
+    Ok(out)
+}
 
 /// The field kinds of `ref.py`'s `OPS` table.
 #[derive(Clone, Copy)]
@@ -296,6 +528,12 @@ enum Kind {
     OptMsg,
     Error,
     Value,
+    /// An integer value, not `null`.
+    Int,
+    /// `0..=MAX_COUNT`.
+    Count,
+    /// A declared object of one of these types.
+    Obj(&'static [&'static str]),
 }
 
 /// `(field, kind, required)` for every op: `ref.py`'s `OPS`.
@@ -341,6 +579,16 @@ fn spec(op: &str) -> Option<&'static [(&'static str, Kind, bool)]> {
         ],
         "raise" => &[("kind", Error, true)],
         "return" => &[("value", Value, false)],
+        "acquire" | "release" | "locked" => &[("obj", Obj(LOCKISH), true)],
+        "with" => &[("obj", Obj(LOCKISH), true), ("block", Block, true)],
+        "set" | "clear" | "is_set" => &[("obj", Obj(EVENT), true)],
+        "wait" => &[("obj", Obj(WAITABLE), true)],
+        "notify" => &[("obj", Obj(CONDITION), true), ("n", Count, false)],
+        "notify_all" => &[("obj", Obj(CONDITION), true)],
+        "reset" | "abort" | "barrier_state" => &[("obj", Obj(BARRIER), true)],
+        "put" | "put_nowait" => &[("obj", Obj(QUEUE), true), ("value", Int, true)],
+        "get" | "get_nowait" | "task_done" | "join" | "qsize" => &[("obj", Obj(QUEUE), true)],
+        "qshutdown" => &[("obj", Obj(QUEUE), true), ("immediate", Bool, false)],
         _ => return None,
     })
 }
@@ -349,13 +597,13 @@ fn bad(w: &str, v: &Value, kind: &str) -> ParseError {
     ParseError(format!("{w}: bad value {v} (expected {kind})"))
 }
 
-fn parse_block(v: &Value, bodies: &Map<String, Value>, w: &str) -> Result<Block, ParseError> {
+fn parse_block(v: &Value, cx: &Cx<'_>, w: &str) -> Result<Block, ParseError> {
     let list = v
         .as_array()
         .ok_or_else(|| ParseError(format!("{w}: a block must be a list of statements")))?;
     list.iter()
         .enumerate()
-        .map(|(i, st)| parse_stmt(st, bodies, &format!("{w}[{i}]")))
+        .map(|(i, st)| parse_stmt(st, cx, &format!("{w}[{i}]")))
         .collect()
 }
 
@@ -369,14 +617,11 @@ enum Field {
     Bool(bool),
     Msg(Option<String>),
     Value(Option<i64>),
+    Count(usize),
 }
 
-fn parse_field(
-    v: &Value,
-    kind: Kind,
-    bodies: &Map<String, Value>,
-    w: &str,
-) -> Result<Field, ParseError> {
+fn parse_field(v: &Value, kind: Kind, cx: &Cx<'_>, w: &str) -> Result<Field, ParseError> {
+    let bodies = cx.bodies;
     let name = |what: &str| match v.as_str() {
         Some(s) if is_name(s) => Ok(Name::from(s)),
         _ => Err(bad(w, v, what)),
@@ -416,7 +661,7 @@ fn parse_field(
             });
             Field::Children(kids.collect::<Result<_, _>>()?)
         }
-        Kind::Block => Field::Block(parse_block(v, bodies, w)?),
+        Kind::Block => Field::Block(parse_block(v, cx, w)?),
         Kind::Uint => Field::Time(time(false, "uint")?),
         Kind::Utime => Field::Time(time(true, "utime")?),
         Kind::Bool => Field::Bool(v.as_bool().ok_or_else(|| bad(w, v, "bool"))?),
@@ -443,10 +688,24 @@ fn parse_field(
             },
             _ => return Err(bad(w, v, "value")),
         },
+        Kind::Int => match v.as_i64() {
+            Some(x) if -VALUE_LIMIT < x && x < VALUE_LIMIT && v.is_number() => {
+                Field::Value(Some(x))
+            }
+            _ => return Err(bad(w, v, "int")),
+        },
+        Kind::Count => match v.as_u64() {
+            Some(n) if n <= MAX_COUNT => Field::Count(n as usize),
+            _ => return Err(bad(w, v, "count")),
+        },
+        Kind::Obj(types) => match v.as_str().and_then(|s| cx.objects.get_key_value(s)) {
+            Some((name, t)) if types.contains(&t.name()) => Field::Name(name.clone()),
+            _ => return Err(bad(w, v, "object")),
+        },
     })
 }
 
-fn parse_stmt(v: &Value, bodies: &Map<String, Value>, w: &str) -> Result<Stmt, ParseError> {
+fn parse_stmt(v: &Value, cx: &Cx<'_>, w: &str) -> Result<Stmt, ParseError> {
     let unknown = || ParseError(format!("{w}: unknown statement {v}"));
     let obj = v.as_object().ok_or_else(unknown)?;
     let op = obj.get("op").and_then(Value::as_str).ok_or_else(unknown)?;
@@ -464,7 +723,7 @@ fn parse_stmt(v: &Value, bodies: &Map<String, Value>, w: &str) -> Result<Stmt, P
     for &(key, kind, required) in spec {
         match obj.get(key) {
             Some(fv) => {
-                fields.insert(key, parse_field(fv, kind, bodies, &format!("{w}.{key}"))?);
+                fields.insert(key, parse_field(fv, kind, cx, &format!("{w}.{key}"))?);
             }
             None if required => return Err(ParseError(format!("{w}: missing field {key:?}"))),
             None => {}
@@ -569,7 +828,49 @@ fn parse_stmt(v: &Value, bodies: &Map<String, Value>, w: &str) -> Result<Stmt, P
                 _ => unreachable!("field checked by spec"),
             },
         },
-        _ => unreachable!("op checked by spec"),
+        "with" => Stmt::With {
+            obj: name(take("obj")),
+            block: block(take("block")),
+        },
+        _ => {
+            let int = |f: Option<Field>| match f {
+                Some(Field::Value(Some(v))) => v,
+                _ => unreachable!("field checked by spec"),
+            };
+            let op = match op {
+                "acquire" => ObjOp::Acquire,
+                "release" => ObjOp::Release,
+                "locked" => ObjOp::Locked,
+                "set" => ObjOp::Set,
+                "clear" => ObjOp::Clear,
+                "is_set" => ObjOp::IsSet,
+                "wait" => ObjOp::Wait,
+                "notify" => ObjOp::Notify(match take("n") {
+                    Some(Field::Count(n)) => n,
+                    None => 1,
+                    _ => unreachable!("field checked by spec"),
+                }),
+                "notify_all" => ObjOp::NotifyAll,
+                "reset" => ObjOp::Reset,
+                "abort" => ObjOp::Abort,
+                "barrier_state" => ObjOp::BarrierState,
+                "put" => ObjOp::Put(int(take("value"))),
+                "put_nowait" => ObjOp::PutNowait(int(take("value"))),
+                "get" => ObjOp::Get,
+                "get_nowait" => ObjOp::GetNowait,
+                "task_done" => ObjOp::TaskDone,
+                "join" => ObjOp::Join,
+                "qsize" => ObjOp::Qsize,
+                "qshutdown" => ObjOp::Qshutdown {
+                    immediate: flag(take("immediate"), false),
+                },
+                _ => unreachable!("op checked by spec"),
+            };
+            Stmt::Obj {
+                op,
+                obj: name(take("obj")),
+            }
+        }
     })
 }
 
@@ -751,6 +1052,98 @@ mod tests {
         assert!(Program::parse(r#"{"bodies":{"b":[]}}"#).is_err());
         assert!(Program::parse(r#"{"bodies":{"main":[],"1x":[]}}"#).is_err());
         assert!(Program::parse("{").unwrap_err().0.starts_with("bad JSON"));
+    }
+
+    const SYNC: &str = r#""sync":{"L":{"type":"lock"},"E":{"type":"event"},"C":{"type":"condition"},
+        "S":{"type":"semaphore"},"BS":{"type":"bounded_semaphore","value":2},
+        "B":{"type":"barrier","parties":3},"Q":{"type":"queue","maxsize":1},
+        "LQ":{"type":"lifo_queue"},"PQ":{"type":"priority_queue","maxsize":0}}"#;
+
+    fn sync_prog(main: &str) -> Result<Program, ParseError> {
+        Program::parse(&format!(r#"{{{SYNC},"bodies":{{"main":{main}}}}}"#))
+    }
+
+    fn sync_one(st: &str) -> Stmt {
+        sync_prog(&format!("[{st}]")).unwrap().main()[0].clone()
+    }
+
+    fn sync_err(st: &str) -> String {
+        sync_prog(&format!("[{st}]")).unwrap_err().0
+    }
+
+    #[test]
+    fn parses_sync_declarations_and_ops() {
+        let p = sync_prog("[]").unwrap();
+        let t = |n: &str| p.objects[n];
+        assert_eq!(t("L"), ObjType::Lock);
+        assert_eq!(t("S"), ObjType::Semaphore(1));
+        assert_eq!(t("BS"), ObjType::BoundedSemaphore(2));
+        assert_eq!(t("B"), ObjType::Barrier(3));
+        assert_eq!(t("Q"), ObjType::Queue(1));
+        assert_eq!(t("LQ"), ObjType::LifoQueue(0));
+        assert_eq!(t("PQ"), ObjType::PriorityQueue(0));
+        let obj = |op, obj: &str| Stmt::Obj {
+            op,
+            obj: obj.into(),
+        };
+        for (st, want) in [
+            (r#"{"op":"acquire","obj":"L"}"#, obj(ObjOp::Acquire, "L")),
+            (r#"{"op":"release","obj":"BS"}"#, obj(ObjOp::Release, "BS")),
+            (r#"{"op":"locked","obj":"C"}"#, obj(ObjOp::Locked, "C")),
+            (r#"{"op":"set","obj":"E"}"#, obj(ObjOp::Set, "E")),
+            (r#"{"op":"wait","obj":"B"}"#, obj(ObjOp::Wait, "B")),
+            (r#"{"op":"notify","obj":"C"}"#, obj(ObjOp::Notify(1), "C")),
+            (
+                r#"{"op":"notify","obj":"C","n":0}"#,
+                obj(ObjOp::Notify(0), "C"),
+            ),
+            (
+                r#"{"op":"put","obj":"PQ","value":-3}"#,
+                obj(ObjOp::Put(-3), "PQ"),
+            ),
+            (
+                r#"{"op":"qshutdown","obj":"Q"}"#,
+                obj(ObjOp::Qshutdown { immediate: false }, "Q"),
+            ),
+            (
+                r#"{"op":"qshutdown","obj":"Q","immediate":true}"#,
+                obj(ObjOp::Qshutdown { immediate: true }, "Q"),
+            ),
+        ] {
+            assert_eq!(sync_one(st), want, "{st}");
+        }
+        assert_eq!(
+            sync_one(r#"{"op":"with","obj":"S","block":[{"op":"uncancel"}]}"#),
+            Stmt::With {
+                obj: "S".into(),
+                block: Block::from([Stmt::Uncancel]),
+            }
+        );
+        let p = sync_prog(r#"[{"op":"with","obj":"L","block":[{"op":"get","obj":"Q"}]}]"#).unwrap();
+        assert_eq!(p.ops(), vec!["get", "with"]);
+    }
+
+    #[test]
+    fn rejects_bad_sync_programs() {
+        assert!(sync_err(r#"{"op":"acquire","obj":"E"}"#).contains("expected object"));
+        assert!(sync_err(r#"{"op":"get","obj":"nope"}"#).contains("expected object"));
+        assert!(sync_err(r#"{"op":"wait","obj":"Q"}"#).contains("expected object"));
+        assert!(sync_err(r#"{"op":"put","obj":"Q"}"#).contains("missing field \"value\""));
+        assert!(sync_err(r#"{"op":"put","obj":"Q","value":null}"#).contains("expected int"));
+        assert!(sync_err(r#"{"op":"notify","obj":"C","n":-1}"#).contains("expected count"));
+        assert!(sync_err(r#"{"op":"set","obj":"E","value":1}"#).contains("unexpected fields"));
+        let decl = |d: &str| {
+            Program::parse(&format!(r#"{{"sync":{d},"bodies":{{"main":[]}}}}"#))
+                .unwrap_err()
+                .0
+        };
+        assert!(decl("[]").contains("must be an object"));
+        assert!(decl(r#"{"1x":{"type":"lock"}}"#).contains("bad object name"));
+        assert!(decl(r#"{"X":{"type":"mutex"}}"#).contains("unknown object"));
+        assert!(decl(r#"{"X":{"type":"lock","value":1}}"#).contains("unexpected fields"));
+        assert!(decl(r#"{"X":{"type":"barrier"}}"#).contains("missing field \"parties\""));
+        assert!(decl(r#"{"X":{"type":"barrier","parties":0}}"#).contains("expected parties"));
+        assert!(decl(r#"{"X":{"type":"queue","maxsize":1001}}"#).contains("expected count"));
     }
 
     #[test]
