@@ -480,6 +480,11 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                         d.forwarded = false;
                         d.relayed = !entry.forward.as_ref().is_some_and(Forward::is_done);
                         forward = false;
+                    } else if d.zero {
+                        // Nothing was forwarded (a shield, a plain future):
+                        // the private future is cancelled directly, and the
+                        // caller resumes on the next turn.
+                        d.relayed = true;
                     }
                 }
                 None => {
