@@ -212,9 +212,6 @@
 //!   later). A [`StreamReader`] reads from its socket only when a call needs
 //!   more data, where asyncio's protocol reads eagerly. With a reactor
 //!   running, real-clock timers are rounded up to whole milliseconds.
-//! - **Closing the loop does not wait for worker threads** still running a
-//!   [`to_thread`] call; `asyncio.run` shuts its default executor down and
-//!   waits.
 //! - **Closing never hangs on a task that cannot see its cancellation** (one
 //!   blocked in a foreign future that is not a checkpoint): once the loop is
 //!   idle, such a task is reported and dropped.
