@@ -10,6 +10,29 @@ use crate::io::stream::{IoListener, IoStream};
 use crate::io::wait::PollCheckpoint;
 use crate::io::with_addr;
 
+/// The length of a listening socket's queue of connections not accepted
+/// yet (the OS caps it at `net.core.somaxconn`). Beyond it, the OS drops
+/// new connection attempts, and the clients retry only after a second.
+const BACKLOG: i32 = 1024;
+
+/// Sets the backlog of a socket that is listening already (`mio` listens
+/// with 128); calling `listen` again only changes the backlog.
+#[cfg(unix)]
+fn set_backlog(l: &mio::net::TcpListener, backlog: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `listen` takes a descriptor we own and an integer; it touches
+    // no memory of ours.
+    if unsafe { libc::listen(l.as_raw_fd(), backlog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn set_backlog(_l: &mio::net::TcpListener, _backlog: i32) -> io::Result<()> {
+    Ok(())
+}
+
 /// A TCP socket listening for connections, registered with the running
 /// loop.
 ///
@@ -59,6 +82,7 @@ impl TcpListener {
 
     pub(crate) fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
         let l = mio::net::TcpListener::bind(addr).map_err(|e| with_addr(e, "bind to", addr))?;
+        set_backlog(&l, BACKLOG).map_err(|e| with_addr(e, "listen on", addr))?;
         let local = l.local_addr().map_err(|e| with_addr(e, "bind to", addr))?;
         Ok(TcpListener {
             l: IoListener::new(l, local)?,

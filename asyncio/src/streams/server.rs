@@ -98,14 +98,21 @@ impl ServerState {
     }
 
     /// The accept hook of listener `i`: takes the pending connections and
-    /// starts a handler task for each.
+    /// starts a handler task for each. After a full batch it goes on at
+    /// the next turn of the loop: readiness is edge-triggered, so no new
+    /// event would come for the connections still queued.
     fn accept_ready(&self, i: usize) {
         let mut accepted = Vec::new();
         let mut failed = None;
+        let mut more = false;
         {
             let listeners = self.listeners.borrow();
             let Some(l) = listeners.get(i) else { return };
-            while accepted.len() < ACCEPT_BATCH {
+            loop {
+                if accepted.len() == ACCEPT_BATCH {
+                    more = true;
+                    break;
+                }
                 match l.try_accept() {
                     Ok(s) => accepted.push(s),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -123,6 +130,12 @@ impl ServerState {
         }
         for s in accepted {
             self.start_connection(s);
+        }
+        if more {
+            if let Ok(lp) = crate::get_running_loop() {
+                let me = self.me.upgrade().expect("a live server");
+                lp.call_soon(move || me.accept_ready(i));
+            }
         }
         if let Some(e) = failed {
             // Out of descriptors or similar: report, pause, then retry.
@@ -146,7 +159,11 @@ impl ServerState {
         let t = Transport::new(s, Some(ConnGuard(me)));
         {
             let mut clients = self.clients.borrow_mut();
-            clients.retain(|c| c.strong_count() > 0);
+            // Forget closed connections before the list would grow: at
+            // most once per doubling, so accepting stays O(1) amortized.
+            if clients.len() == clients.capacity() {
+                clients.retain(|c| c.strong_count() > 0);
+            }
             clients.push(Rc::downgrade(&t));
         }
         let fut = (self.handler)(StreamReader::new(t.clone()), StreamWriter::new(t));
