@@ -403,5 +403,8 @@ fn closing_the_loop_joins_the_worker_threads() {
     // As asyncio.run shuts its default executor down: the call finished and
     // its thread exited before the loop's close returned.
     assert!(finished.load(Ordering::SeqCst), "the call finished");
-    assert!(exited.load(Ordering::SeqCst), "the worker thread was joined");
+    assert!(
+        exited.load(Ordering::SeqCst),
+        "the worker thread was joined"
+    );
 }
