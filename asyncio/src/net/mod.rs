@@ -32,6 +32,14 @@
 //! file. The traits take `&mut self`: to read in one task and write in
 //! another, use the methods through an `Rc` instead.
 //!
+//! There is no future to hold the checkpoint of a `poll_read`, so the
+//! stream holds it, one per direction. If the future of a waiting read is
+//! dropped (the losing branch of a `select!`), the stream stays registered
+//! as waiting until its next poll of that direction or until it is dropped:
+//! a cancellation delivered to the task meanwhile is also returned by that
+//! next poll, even if the task handled it elsewhere. The methods (`read`,
+//! `write`) have no such carry-over.
+//!
 //! ```
 //! use futures::io::{AsyncReadExt, AsyncWriteExt};
 //! asyncio::run(async {

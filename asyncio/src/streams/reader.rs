@@ -28,7 +28,8 @@ pub(crate) const DEFAULT_LIMIT: usize = 64 * 1024;
 /// [`futures_io::AsyncBufRead`], on the same buffer (so the two kinds of
 /// call can be mixed). Each poll that waits is a checkpoint, as the
 /// methods are: a cancellation comes out as an `io::Error` wrapping the
-/// [`CancelledError`](crate::CancelledError), and no byte is lost. Where
+/// [`CancelledError`](crate::CancelledError), and no byte is lost (see
+/// [`crate::net`] for how a dropped poll's checkpoint carries over). Where
 /// an extension method has the name of a method of the reader (`read`,
 /// `read_to_end`), the reader's own wins: call the trait's by its path.
 ///

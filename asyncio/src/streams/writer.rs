@@ -55,7 +55,8 @@ use crate::io::wait::{wait_io, PollCheckpoint};
 /// connection, as asyncio's `close()` does (use
 /// [`write_eof`](StreamWriter::write_eof) to half-close). Each poll that
 /// waits is a checkpoint: a cancellation comes out as an `io::Error`
-/// wrapping the [`CancelledError`](crate::CancelledError). The writer's
+/// wrapping the [`CancelledError`](crate::CancelledError) (see
+/// [`crate::net`] for how a dropped poll's checkpoint carries over). The writer's
 /// own `write` and `close` win over `AsyncWriteExt`'s: call those by their
 /// path.
 ///
