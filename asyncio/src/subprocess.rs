@@ -237,7 +237,8 @@ impl Process {
 
     /// Waits for the child to exit and returns its exit code (minus the
     /// signal number if a signal killed it). Does not close stdin: a child
-    /// that reads it to the end (`cat`) waits for it to be dropped.
+    /// that reads it to the end (`cat`) waits for it to be closed (or
+    /// dropped).
     ///
     /// ```
     /// # asyncio::run(async {

@@ -146,3 +146,33 @@ fn a_unix_server_closed_while_clients_are_connected() {
         assert_eq!(server.active_connections(), 0);
     });
 }
+
+#[test]
+fn no_descriptor_is_left_open_after_the_loop_closes() {
+    let _g = io_common::exclusive();
+    let before = io_common::open_fds();
+    let path = sock_path("fds");
+    let p = path.clone();
+    run(async move {
+        let server = asyncio::start_unix_server(echo, &p).await.unwrap();
+        // Left open on purpose when the loop closes: a connection with a
+        // handler waiting in readline, a writer with bytes buffered for a
+        // peer that reads nothing, and a child's three pipes.
+        let (_r, w) = asyncio::open_unix_connection(&p).await.unwrap();
+        w.write(b"no newline yet");
+        let (_r2, w2) = asyncio::open_unix_connection(&p).await.unwrap();
+        w2.write(&vec![b'x'; 4 << 20]);
+        let mut child = asyncio::create_subprocess_exec("cat", [] as [&str; 0])
+            .await
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        stdin.write(&vec![b'y'; 1 << 20]); // more than the pipe holds
+        asyncio::sleep(ms(20)).await.unwrap();
+        drop(stdin); // its buffer is still being sent: the transport lives on
+        child.kill().unwrap();
+        child.wait().await.unwrap();
+        drop(server); // the handle; the server itself serves on
+    });
+    assert_eq!(io_common::open_fds(), before, "descriptors leaked");
+    assert!(!path.exists(), "the server's socket file went with it");
+}
