@@ -13,7 +13,7 @@ use std::time::Duration;
 use asyncio::{StreamReader, StreamWriter};
 
 async fn handle(mut reader: StreamReader, writer: StreamWriter) -> std::io::Result<()> {
-    let peer = writer.peer_addr();
+    let peer = writer.peer_addr().expect("a TCP connection");
     loop {
         let line = reader.readline().await?;
         if line.is_empty() {

@@ -167,8 +167,11 @@
 //! | `KeyboardInterrupt` from `asyncio.run` on Ctrl-C | [`run`] exits with status 130; [`Runner::run`] panics |
 //! | `await asyncio.create_subprocess_exec(prog, *args)`, `create_subprocess_shell(cmd)` | [`create_subprocess_exec`]`(prog, args)`, [`create_subprocess_shell`]`(cmd)` → [`Process`] (all three streams piped); [`Process::spawn`] for a `std::process::Command` |
 //! | `proc.wait()`, `communicate(input)`, `kill()`, `terminate()`, `send_signal(sig)`, `returncode`, `pid` | same names on [`Process`] |
-//! | `proc.stdin`, `proc.stdout`, `proc.stderr` | fields of [`Process`]: [`subprocess::ChildStdin`], [`subprocess::ChildStdout`], [`subprocess::ChildStderr`] |
-//! | `asyncio.open_unix_connection(path)`, `start_unix_server(cb, path)` sockets | [`net::UnixStream`], [`net::UnixListener`] |
+//! | `proc.stdin`, `proc.stdout`, `proc.stderr` | fields of [`Process`]: a [`StreamWriter`], two [`StreamReader`]s |
+//! | `await asyncio.open_unix_connection(path)` | [`open_unix_connection`]`(path)` → ([`StreamReader`], [`StreamWriter`]) |
+//! | `await asyncio.start_unix_server(cb, path)` | [`start_unix_server`]`(handler, path)` → [`Server`] ([`Server::path`]) |
+//! | `loop.sock_*` on a Unix socket | [`net::UnixStream`], [`net::UnixListener`] |
+//! | — (Rust's I/O traits) | `futures_io::AsyncRead`/`AsyncBufRead` on [`StreamReader`], `AsyncWrite` on [`StreamWriter`], both on [`net::TcpStream`] and [`net::UnixStream`] |
 //! | `CancelledError` out of an I/O call | an `io::Error` wrapping it: [`io::cancelled`], [`io::into_cancelled`] |
 //! | `await asyncio.gather(*aws)` | [`gather`](fn@gather)`(iter)`, [`gather!`]`(a, b, …)` → `Result<Vec<T>, CancelledError>` / a tuple |
 //! | `gather(…, return_exceptions=True)` | [`Gather::return_exceptions`] → an [`Outcome`] per child |
@@ -212,9 +215,6 @@
 //!   later). A [`StreamReader`] reads from its socket only when a call needs
 //!   more data, where asyncio's protocol reads eagerly. With a reactor
 //!   running, real-clock timers are rounded up to whole milliseconds.
-//! - **Closing the loop does not wait for worker threads** still running a
-//!   [`to_thread`] call; `asyncio.run` shuts its default executor down and
-//!   waits.
 //! - **Closing never hangs on a task that cannot see its cancellation** (one
 //!   blocked in a foreign future that is not a checkpoint): once the loop is
 //!   idle, such a task is reported and dropped.
@@ -262,6 +262,8 @@ pub use streams::{
     open_connection, start_server, IncompleteReadError, LimitOverrunError, Server, StreamReader,
     StreamWriter,
 };
+#[cfg(unix)]
+pub use streams::{open_unix_connection, start_unix_server};
 #[cfg(unix)]
 pub use subprocess::{create_subprocess_exec, create_subprocess_shell, Process};
 pub use sync::{

@@ -2,8 +2,12 @@
 //! [`create_subprocess_shell`], [`Process`] and its pipes (asyncio's
 //! `asyncio.subprocess`). Unix only.
 //!
-//! The pipes are registered with the loop's reactor; reading and writing
-//! them are checkpoints, like a socket's.
+//! The pipes are registered with the loop's reactor and wrapped in the
+//! streams of a connection, as in asyncio: the child's stdin is a
+//! [`StreamWriter`] (`write`, `drain`, `close`; dropping it closes the pipe
+//! once the buffer is sent), its stdout and stderr are [`StreamReader`]s
+//! (`read`, `readline`, `read_to_end`, …). Reading and draining are
+//! checkpoints, like a socket's.
 //!
 //! # How the exit is noticed
 //!
@@ -19,15 +23,18 @@
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use crate::io::reactor::{Dir, IoSource};
+use crate::io::stream::IoStream;
 use crate::io::wait::wait_io;
 use crate::io::with_addr;
+use crate::streams::{pipe_reader, pipe_writer};
+use crate::{StreamReader, StreamWriter};
 
 /// Starts `program` with `args`, its stdin, stdout and stderr piped to the
 /// returned [`Process`] (`asyncio.create_subprocess_exec(program, *args,
@@ -107,16 +114,18 @@ fn describe(cmd: &Command) -> String {
 
 /// A child process started on the loop (asyncio's `Process`).
 ///
-/// Its piped streams are the public fields [`stdin`](Process::stdin),
-/// [`stdout`](Process::stdout) and [`stderr`](Process::stderr) (`None` if
-/// not piped, or once taken).
+/// Its piped streams are the public fields [`stdin`](Process::stdin) (a
+/// [`StreamWriter`]), [`stdout`](Process::stdout) and
+/// [`stderr`](Process::stderr) ([`StreamReader`]s): `None` if not piped,
+/// or once taken.
 ///
 /// ```
 /// # asyncio::run(async {
 /// let mut p = asyncio::create_subprocess_exec("cat", [] as [&str; 0]).await.unwrap();
 /// let stdin = p.stdin.take().unwrap();
-/// stdin.write_all(b"round trip").await.unwrap();
-/// drop(stdin); // cat reads end of file
+/// stdin.write(b"round trip");
+/// stdin.drain().await.unwrap();
+/// stdin.close(); // cat reads end of file
 /// let out = p.stdout.take().unwrap().read_to_end().await.unwrap();
 /// assert_eq!(out, b"round trip");
 /// assert_eq!(p.wait().await.unwrap(), 0);
@@ -127,12 +136,12 @@ pub struct Process {
     exit: Option<IoSource<PidFd>>,
     status: Option<ExitStatus>,
     what: Rc<str>,
-    /// The child's stdin, if piped.
-    pub stdin: Option<ChildStdin>,
-    /// The child's stdout, if piped.
-    pub stdout: Option<ChildStdout>,
-    /// The child's stderr, if piped.
-    pub stderr: Option<ChildStderr>,
+    /// The child's stdin, if piped (`proc.stdin`).
+    pub stdin: Option<StreamWriter>,
+    /// The child's stdout, if piped (`proc.stdout`).
+    pub stdout: Option<StreamReader>,
+    /// The child's stderr, if piped (`proc.stderr`).
+    pub stderr: Option<StreamReader>,
 }
 
 impl Process {
@@ -161,17 +170,17 @@ impl Process {
             let stdin = child
                 .stdin
                 .take()
-                .map(|s| ChildStdin::new(s.into(), &what))
+                .map(|s| pipe(s.into(), "stdin", &what).map(pipe_writer))
                 .transpose()?;
             let stdout = child
                 .stdout
                 .take()
-                .map(|s| PipeReader::new(s.into(), "stdout", &what).map(ChildStdout))
+                .map(|s| pipe(s.into(), "stdout", &what).map(pipe_reader))
                 .transpose()?;
             let stderr = child
                 .stderr
                 .take()
-                .map(|s| PipeReader::new(s.into(), "stderr", &what).map(ChildStderr))
+                .map(|s| pipe(s.into(), "stderr", &what).map(pipe_reader))
                 .transpose()?;
             Ok((stdin, stdout, stderr, PidFd::open(child.id())?))
         };
@@ -228,7 +237,8 @@ impl Process {
 
     /// Waits for the child to exit and returns its exit code (minus the
     /// signal number if a signal killed it). Does not close stdin: a child
-    /// that reads it to the end (`cat`) waits for it to be dropped.
+    /// that reads it to the end (`cat`) waits for it to be closed (or
+    /// dropped).
     ///
     /// ```
     /// # asyncio::run(async {
@@ -295,51 +305,59 @@ impl Process {
     /// (the broken pipe is ignored, as in asyncio).
     ///
     /// # Cancellation
-    /// Returns the cancellation; the pipes are closed and what was read is
-    /// lost. The child runs on: [`wait`](Process::wait) for it, or kill it.
+    /// Returns the cancellation; stdout and stderr are closed and what was
+    /// read is lost, stdin is closed once the loop has sent it `input`. The
+    /// child runs on: [`wait`](Process::wait) for it, or kill it.
     pub async fn communicate(&mut self, input: Option<&[u8]>) -> io::Result<(Vec<u8>, Vec<u8>)> {
-        let mut input = input.unwrap_or(&[]);
-        let mut stdin = self.stdin.take();
-        let stdout = self.stdout.take();
-        let stderr = self.stderr.take();
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (mut out_done, mut err_done) = (stdout.is_none(), stderr.is_none());
+        let stdin = self.stdin.take();
+        let mut stdout = self.stdout.take();
+        let mut stderr = self.stderr.take();
+        if let Some(w) = &stdin {
+            w.write(input.unwrap_or(&[]));
+            w.close();
+        }
+        let mut stdin_done = stdin.is_none();
         wait_io(|cx| {
-            if let Some(w) = &stdin {
-                while !input.is_empty() {
-                    match w.poll_write(cx, input) {
-                        Poll::Ready(Ok(n)) => input = &input[n..],
-                        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => input = &[],
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => break,
+            if let Some(w) = stdin.as_ref().filter(|_| !stdin_done) {
+                match w.poll_closed(cx) {
+                    Poll::Ready(Ok(())) => stdin_done = true,
+                    // The child did not read it all: not an error.
+                    Poll::Ready(Err(e))
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                        ) =>
+                    {
+                        stdin_done = true
                     }
-                }
-                if input.is_empty() {
-                    stdin = None; // closes it
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
                 }
             }
-            for (r, buf, done) in [
-                (stdout.as_ref().map(|r| &r.0), &mut out, &mut out_done),
-                (stderr.as_ref().map(|r| &r.0), &mut err, &mut err_done),
-            ] {
-                let Some(r) = r else { continue };
-                while !*done {
-                    match r.poll_read_into(cx, buf) {
-                        Poll::Ready(Ok(0)) => *done = true,
-                        Poll::Ready(Ok(_)) => {}
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Pending => break,
-                    }
+            let mut done = stdin_done;
+            for r in [&mut stdout, &mut stderr].into_iter().flatten() {
+                match r.poll_fill_to_eof(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => done = false,
                 }
             }
-            if stdin.is_none() && out_done && err_done {
+            if done {
                 Poll::Ready(Ok(()))
             } else {
                 Poll::Pending
             }
         })
         .await?;
-        drop((stdout, stderr));
+        let out = stdout
+            .as_mut()
+            .map(StreamReader::take_all)
+            .unwrap_or_default();
+        let err = stderr
+            .as_mut()
+            .map(StreamReader::take_all)
+            .unwrap_or_default();
+        drop((stdin, stdout, stderr));
         self.wait().await?;
         Ok((out, err))
     }
@@ -475,218 +493,29 @@ impl mio::event::Source for PidFd {
     }
 }
 
-/// The reading end of a pipe from the child.
-struct PipeReader {
-    io: IoSource<mio::unix::pipe::Receiver>,
-    what: String,
+/// Registers one of the child's pipes, named in error messages as "the
+/// stdout of `cmd`".
+fn pipe<P>(p: P, name: &str, cmd: &str) -> io::Result<IoStream<P, String>>
+where
+    P: mio::event::Source + NonBlocking,
+{
+    p.set_nonblocking(true)?;
+    IoStream::new(p, format!("the {name} of {cmd}"))
 }
 
-impl PipeReader {
-    fn new(r: mio::unix::pipe::Receiver, name: &str, cmd: &str) -> io::Result<PipeReader> {
-        r.set_nonblocking(true)?;
-        Ok(PipeReader {
-            io: IoSource::new(r)?,
-            what: format!("the {name} of {cmd}"),
-        })
-    }
+/// The two ends of a pipe, made non-blocking.
+trait NonBlocking {
+    fn set_nonblocking(&self, on: bool) -> io::Result<()>;
+}
 
-    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        self.io
-            .poll_io(Dir::Read, cx, |mut r| r.read(buf))
-            .map_err(|e| with_addr(e, "read from", &self.what))
-    }
-
-    /// Appends what the pipe has to `buf`; `Ok(0)` at end of file.
-    fn poll_read_into(&self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<io::Result<usize>> {
-        let start = buf.len();
-        buf.resize(start + 32 * 1024, 0);
-        let r = self.poll_read(cx, &mut buf[start..]);
-        let n = match &r {
-            Poll::Ready(Ok(n)) => *n,
-            _ => 0,
-        };
-        buf.truncate(start + n);
-        r
-    }
-
-    async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        wait_io(|cx| self.poll_read(cx, buf)).await
-    }
-
-    async fn read_to_end(&self) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        while wait_io(|cx| self.poll_read_into(cx, &mut out)).await? > 0 {}
-        Ok(out)
+impl NonBlocking for mio::unix::pipe::Sender {
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        mio::unix::pipe::Sender::set_nonblocking(self, on)
     }
 }
 
-macro_rules! reader {
-    ($name:ident, $stream:literal, $field:literal) => {
-        #[doc = concat!("The child's ", $stream, ", a pipe registered with the loop (`proc.", $stream, "`).")]
-        ///
-        /// Reading is a checkpoint; dropping it closes the pipe.
-        ///
-        /// ```
-        /// # asyncio::run(async {
-        #[doc = concat!("let mut p = asyncio::create_subprocess_shell(\"echo hi", $field, "\").await.unwrap();")]
-        #[doc = concat!("let pipe = p.", $stream, ".take().unwrap();")]
-        /// assert_eq!(pipe.read_to_end().await.unwrap(), b"hi\n");
-        /// p.wait().await.unwrap();
-        /// # });
-        /// ```
-        pub struct $name(PipeReader);
-
-        impl $name {
-            /// Reads some bytes into `buf`, waiting until at least one is
-            /// available; `Ok(0)` at end of file (the child closed its end,
-            /// usually by exiting), or if `buf` is empty.
-            ///
-            /// ```
-            /// # asyncio::run(async {
-            #[doc = concat!("let mut p = asyncio::create_subprocess_shell(\"printf x", $field, "\").await.unwrap();")]
-            #[doc = concat!("let pipe = p.", $stream, ".take().unwrap();")]
-            /// let mut buf = [0u8; 8];
-            /// assert_eq!(pipe.read(&mut buf).await.unwrap(), 1);
-            /// p.wait().await.unwrap();
-            /// # });
-            /// ```
-            ///
-            /// # Errors
-            /// The OS error, naming the pipe and the command.
-            ///
-            /// # Cancellation
-            /// Returns the cancellation without reading: no byte is lost.
-            pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-                self.0.read(buf).await
-            }
-
-            /// Reads until end of file and returns everything read.
-            ///
-            /// ```
-            /// # asyncio::run(async {
-            #[doc = concat!("let mut p = asyncio::create_subprocess_shell(\"(echo a; echo b)", $field, "\").await.unwrap();")]
-            #[doc = concat!("let pipe = p.", $stream, ".take().unwrap();")]
-            /// assert_eq!(pipe.read_to_end().await.unwrap(), b"a\nb\n");
-            /// p.wait().await.unwrap();
-            /// # });
-            /// ```
-            ///
-            /// # Errors
-            /// The OS error, naming the pipe and the command.
-            ///
-            /// # Cancellation
-            /// Returns the cancellation; what was read so far is lost.
-            pub async fn read_to_end(&self) -> io::Result<Vec<u8>> {
-                self.0.read_to_end().await
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_tuple(stringify!($name)).field(&self.0.what).finish()
-            }
-        }
-    };
-}
-
-reader!(ChildStdout, "stdout", "");
-reader!(ChildStderr, "stderr", " >&2");
-
-/// The child's stdin, a pipe registered with the loop (`proc.stdin`).
-/// Dropping it closes the pipe: the child reads end of file.
-///
-/// ```
-/// # asyncio::run(async {
-/// let mut p = asyncio::create_subprocess_exec("wc", ["-c"]).await.unwrap();
-/// let stdin = p.stdin.take().unwrap();
-/// stdin.write_all(b"12345").await.unwrap();
-/// drop(stdin);
-/// let out = p.stdout.take().unwrap().read_to_end().await.unwrap();
-/// assert_eq!(String::from_utf8(out).unwrap().trim(), "5");
-/// p.wait().await.unwrap();
-/// # });
-/// ```
-pub struct ChildStdin {
-    io: IoSource<mio::unix::pipe::Sender>,
-    what: String,
-}
-
-impl ChildStdin {
-    fn new(w: mio::unix::pipe::Sender, cmd: &str) -> io::Result<ChildStdin> {
-        w.set_nonblocking(true)?;
-        Ok(ChildStdin {
-            io: IoSource::new(w)?,
-            what: format!("the stdin of {cmd}"),
-        })
-    }
-
-    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_io(Dir::Write, cx, |mut w| w.write(buf))
-            .map_err(|e| with_addr(e, "write to", &self.what))
-    }
-
-    /// Writes some bytes of `buf`, waiting until the pipe accepts at least
-    /// one; returns how many were written.
-    ///
-    /// ```
-    /// # asyncio::run(async {
-    /// let mut p = asyncio::create_subprocess_exec("cat", [] as [&str; 0]).await.unwrap();
-    /// let n = p.stdin.as_ref().unwrap().write(b"abc").await.unwrap();
-    /// assert!(n > 0);
-    /// p.kill().unwrap();
-    /// p.wait().await.unwrap();
-    /// # });
-    /// ```
-    ///
-    /// # Errors
-    /// The OS error, naming the command: `BrokenPipe` once the child closed
-    /// its end (or exited).
-    ///
-    /// # Cancellation
-    /// Returns the cancellation without writing anything.
-    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        wait_io(|cx| self.poll_write(cx, buf)).await
-    }
-
-    /// Writes all of `buf`, waiting as often as needed.
-    ///
-    /// ```
-    /// # asyncio::run(async {
-    /// let mut p = asyncio::create_subprocess_exec("cat", [] as [&str; 0]).await.unwrap();
-    /// p.stdin.take().unwrap().write_all(b"all").await.unwrap(); // then dropped: closed
-    /// assert_eq!(p.stdout.take().unwrap().read_to_end().await.unwrap(), b"all");
-    /// p.wait().await.unwrap();
-    /// # });
-    /// ```
-    ///
-    /// # Errors
-    /// As [`write`](ChildStdin::write).
-    ///
-    /// # Cancellation
-    /// Returns the cancellation; a prefix of `buf` may have been written.
-    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => {
-                    return Err(with_addr(
-                        io::ErrorKind::WriteZero.into(),
-                        "write to",
-                        &self.what,
-                    ))
-                }
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for ChildStdin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ChildStdin").field(&self.what).finish()
+impl NonBlocking for mio::unix::pipe::Receiver {
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        mio::unix::pipe::Receiver::set_nonblocking(self, on)
     }
 }

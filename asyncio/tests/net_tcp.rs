@@ -522,3 +522,30 @@ fn closing_the_loop_waits_for_a_cleanup_that_awaits_io() {
     assert_eq!(&peer.join().unwrap(), b"bye");
     assert_eq!(*said.borrow(), b"ack", "the cleanup's read completed");
 }
+
+#[test]
+fn a_peer_reset_reads_as_connection_reset() {
+    let _g = io_common::shared();
+    run(async {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, peer) = l.accept().await.unwrap();
+        std::io::Write::write_all(&mut &c, b"hi").unwrap();
+        assert_eq!(read_exact(&s, 2).await.unwrap(), b"hi");
+        io_common::reset(c);
+        let mut buf = [0u8; 8];
+        let err = s.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+        assert!(!asyncio::io::cancelled(&err));
+        assert!(err.to_string().contains(&peer.to_string()), "{err}");
+        // Writing to it fails too (the reset was reported once by the read).
+        let err = s.write_all(&[0u8; 1024]).await.unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                ErrorKind::BrokenPipe | ErrorKind::ConnectionReset
+            ),
+            "{err}"
+        );
+    });
+}

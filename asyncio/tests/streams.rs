@@ -68,7 +68,7 @@ fn echo_through_a_server() {
         let (mut r, w) = asyncio::open_connection("127.0.0.1", port(&server))
             .await
             .unwrap();
-        assert_eq!(w.peer_addr(), server.local_addrs()[0]);
+        assert_eq!(w.peer_addr(), Some(server.local_addrs()[0]));
         for line in ["hello\n", "world\n"] {
             w.write(line.as_bytes());
             w.drain().await.unwrap();
@@ -544,4 +544,77 @@ fn handlers_left_running_are_cancelled_when_the_loop_closes() {
     });
     assert!(*cleaned.borrow(), "the handler saw its cancellation");
     assert_eq!(io_common::open_fds(), before, "descriptors leaked");
+}
+
+#[test]
+fn a_peer_reset_reaches_the_reader_and_the_writer() {
+    let _g = io_common::shared();
+    run(async {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let done = Rc::new(asyncio::Event::new());
+        let (s, d) = (seen.clone(), done.clone());
+        let server = asyncio::start_server(
+            move |mut r: StreamReader, w: StreamWriter| {
+                let (s, d) = (s.clone(), d.clone());
+                async move {
+                    let line = r.readline().await.unwrap();
+                    w.write(&line);
+                    w.drain().await.unwrap();
+                    let first = r.readline().await.unwrap_err().kind();
+                    // The read error closed the connection: later reads and
+                    // the writer report it.
+                    let again = r.read(10).await.unwrap_err().kind();
+                    let drain = w.drain().await.unwrap_err().kind();
+                    let closed = w.wait_closed().await.unwrap_err().kind();
+                    s.borrow_mut().extend([first, again, drain, closed]);
+                    d.set();
+                }
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .unwrap();
+        let c = std::net::TcpStream::connect(server.local_addrs()[0]).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        std::io::Write::write_all(&mut &c, b"hello\n").unwrap();
+        // Wait (off the loop) for the echo, then reset the connection.
+        let c = asyncio::to_thread(move || {
+            let mut buf = [0u8; 6];
+            std::io::Read::read_exact(&mut &c, &mut buf).unwrap();
+            c
+        })
+        .await
+        .unwrap();
+        io_common::reset(c);
+        done.wait().await.unwrap();
+        assert_eq!(*seen.borrow(), [ErrorKind::ConnectionReset; 4]);
+    });
+}
+
+#[test]
+fn a_burst_beyond_one_accept_batch_is_all_served() {
+    let _g = io_common::shared();
+    run(async {
+        let server = echo_server().await;
+        let addr = server.local_addrs()[0];
+        // Let the server look once and find no connection waiting.
+        asyncio::sleep(ms(10)).await.unwrap();
+        // More connections than one readiness event accepts (100), all
+        // queued before the loop runs again: after the first batch no new
+        // event comes, so the server must go on by itself.
+        let clients: Vec<_> = (0..120)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        // Block the loop's thread (on purpose) while the kernel finishes the
+        // handshakes, so all of them are queued at the next poll.
+        std::thread::sleep(ms(50));
+        while server.active_connections() < clients.len() {
+            asyncio::sleep(ms(1)).await.unwrap();
+        }
+        assert_eq!(server.active_connections(), 120);
+        drop(clients);
+        server.close();
+        server.wait_closed().await.unwrap();
+    });
 }

@@ -33,8 +33,13 @@ fn cat_round_trips_stdin() {
         let stdin = p.stdin.take().unwrap();
         let d = data.clone();
         let writer = asyncio::create_task(async move {
-            stdin.write_all(&d).await.unwrap();
-        }); // dropping stdin at the end closes it
+            for chunk in d.chunks(10_000) {
+                stdin.write(chunk);
+                stdin.drain().await.unwrap(); // back-pressure from the pipe
+            }
+            stdin.close(); // once the buffer is sent: cat reads end of file
+            stdin.wait_closed().await.unwrap();
+        });
         let out = p.stdout.take().unwrap().read_to_end().await.unwrap();
         writer.await.unwrap();
         assert_eq!(out, data);
@@ -138,5 +143,70 @@ fn spawn_errors_name_the_command() {
             .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         assert!(err.to_string().contains("/nonexistent/prog x"), "{err}");
+    });
+}
+
+#[test]
+fn the_pipes_are_stream_readers_and_writers() {
+    let _g = io_common::shared();
+    run(async {
+        let mut p = asyncio::create_subprocess_exec("cat", [] as [&str; 0])
+            .await
+            .unwrap();
+        let stdin = p.stdin.take().unwrap();
+        let mut stdout = p.stdout.take().unwrap();
+        assert_eq!(stdin.peer_addr(), None);
+        stdin.writelines([&b"one\n"[..], b"two\n"]);
+        assert_eq!(stdout.readline().await.unwrap(), b"one\n");
+        assert_eq!(stdout.readline().await.unwrap(), b"two\n");
+        // A pipe has no half-close: write_eof closes it.
+        assert!(stdin.can_write_eof());
+        stdin.write(b"last");
+        stdin.write_eof();
+        assert_eq!(stdout.read_to_end().await.unwrap(), b"last");
+        assert!(stdout.at_eof());
+        stdin.wait_closed().await.unwrap();
+        assert_eq!(p.wait().await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn the_pipes_implement_futures_io() {
+    use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let _g = io_common::shared();
+    run(async {
+        let mut p = asyncio::create_subprocess_exec("tr", ["a-z", "A-Z"])
+            .await
+            .unwrap();
+        let mut stdin = p.stdin.take().unwrap();
+        let mut stdout = p.stdout.take().unwrap();
+        let data = "abc\n".repeat(50_000); // more than a pipe holds
+        let writer = asyncio::create_task(async move {
+            stdin.write_all(data.as_bytes()).await.unwrap();
+            AsyncWriteExt::close(&mut stdin).await.unwrap(); // the inherent close() does not wait
+        });
+        let mut first = String::new();
+        stdout.read_line(&mut first).await.unwrap();
+        assert_eq!(first, "ABC\n");
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).await.unwrap();
+        assert_eq!(rest.len(), 4 * 49_999);
+        assert!(rest.lines().all(|l| l == "ABC"));
+        writer.await.unwrap();
+        assert_eq!(p.wait().await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn communicate_with_a_child_that_does_not_read_its_input() {
+    let _g = io_common::shared();
+    run(async {
+        let mut p = asyncio::create_subprocess_shell("exec 0<&-; echo ignored")
+            .await
+            .unwrap();
+        let input = vec![b'x'; 1 << 20];
+        let (out, _) = p.communicate(Some(&input)).await.unwrap();
+        assert_eq!(out, b"ignored\n");
+        assert_eq!(p.returncode(), Some(0));
     });
 }

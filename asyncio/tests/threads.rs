@@ -365,3 +365,46 @@ fn closing_the_loop_waits_for_a_cleanup_that_awaits_a_thread() {
         "the cleanup's call finished before the loop closed"
     );
 }
+
+/// Sets its flag when the thread that owns it exits (a thread-local's
+/// destructor runs as the thread ends).
+struct OnExit(Arc<AtomicBool>);
+
+impl Drop for OnExit {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static ON_EXIT: std::cell::RefCell<Option<OnExit>> = const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn closing_the_loop_joins_the_worker_threads() {
+    let finished = Arc::new(AtomicBool::new(false));
+    let exited = Arc::new(AtomicBool::new(false));
+    let (f, e) = (finished.clone(), exited.clone());
+    run(async move {
+        let (started_tx, started_rx) = mpsc::channel();
+        let mut task = asyncio::create_task(asyncio::to_thread(move || {
+            ON_EXIT.with(|x| *x.borrow_mut() = Some(OnExit(e)));
+            started_tx.send(()).unwrap();
+            std::thread::sleep(ms(50));
+            f.store(true, Ordering::SeqCst);
+        }));
+        asyncio::to_thread(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        task.cancel();
+        assert!((&mut task).await.is_err(), "the awaiter returned at once");
+        // Return while the call still runs on its thread.
+    });
+    // As asyncio.run shuts its default executor down: the call finished and
+    // its thread exited before the loop's close returned.
+    assert!(finished.load(Ordering::SeqCst), "the call finished");
+    assert!(
+        exited.load(Ordering::SeqCst),
+        "the worker thread was joined"
+    );
+}

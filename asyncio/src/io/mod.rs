@@ -32,6 +32,7 @@
 //! ```
 
 pub(crate) mod reactor;
+pub(crate) mod stream;
 pub(crate) mod wait;
 
 use std::fmt;

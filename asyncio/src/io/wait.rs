@@ -1,5 +1,11 @@
 //! A checkpoint around a poll function: the await point every I/O operation
 //! and every wait for another thread is built on.
+//!
+//! [`wait_fn`] and [`wait_io`] make a future of a poll function; the
+//! checkpoint lives in the future. The `futures-io` traits have no future
+//! of their own (`poll_read` is called again and again on the stream), so
+//! a stream keeps a [`PollCheckpoint`] per direction instead, and each of
+//! its `poll_*` methods goes through it.
 
 use std::future::Future;
 use std::io;
@@ -10,16 +16,79 @@ use crate::cancel::error::CancelledError;
 use crate::cancel::scope::Checkpoint;
 use crate::runtime::{context, BusyGuard};
 
-/// A checkpoint that completes when `f` returns `Ready` (see
-/// [`Checkpoint`]'s protocol: a delivered cancellation wins over a ready
-/// result, so `f` is not even called once a cancellation has arrived).
+/// A checkpoint's registration and, for I/O, the loop's busy count while it
+/// is suspended (see `BusyGuard`: closing the loop waits for I/O in
+/// flight).
+#[derive(Default)]
+pub(crate) struct PollCheckpoint {
+    cp: Checkpoint,
+    busy: Option<BusyGuard>,
+}
+
+impl PollCheckpoint {
+    pub(crate) const fn new() -> PollCheckpoint {
+        PollCheckpoint {
+            cp: Checkpoint::new(),
+            busy: None,
+        }
+    }
+
+    /// One poll of a checkpoint around `f` (see [`Checkpoint`]'s protocol:
+    /// a delivered cancellation wins over a ready result, so `f` is not
+    /// even called once a cancellation has arrived). `counts`: whether a
+    /// suspension counts as the loop being busy.
+    fn poll_with<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        counts: bool,
+        f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<Result<T, CancelledError>> {
+        if let Some(err) = std::task::ready!(self.cp.poll_cancelled(cx)) {
+            self.busy = None;
+            return Poll::Ready(Err(err));
+        }
+        match f(cx) {
+            Poll::Ready(v) => {
+                self.cp.complete();
+                self.busy = None;
+                Poll::Ready(Ok(v))
+            }
+            Poll::Pending => {
+                self.cp.suspend(cx, None);
+                if counts && self.busy.is_none() {
+                    self.busy = context::with_loop(|lp| lp.busy_guard());
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// One poll of an I/O checkpoint around `f`: a cancellation comes out
+    /// as an `io::Error` wrapping the [`CancelledError`] (see
+    /// [`crate::io`]).
+    ///
+    /// A caller that stops polling while it is suspended (its future was
+    /// dropped) leaves the checkpoint registered until the next poll or
+    /// until this is dropped; a cancellation delivered meanwhile is
+    /// returned by the next poll.
+    pub(crate) fn poll_io<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        self.poll_with(cx, true, f).map(|r| match r {
+            Ok(r) => r,
+            Err(cancelled) => Err(cancelled.into()),
+        })
+    }
+}
+
+/// A checkpoint that completes when `f` returns `Ready`.
 pub(crate) struct WaitFn<F> {
     f: F,
-    cp: Checkpoint,
-    /// Whether a suspension counts as the loop being busy (I/O does: see
-    /// `BusyGuard`), and the count while suspended.
+    cp: PollCheckpoint,
+    /// Whether a suspension counts as the loop being busy (I/O does).
     counts: bool,
-    busy: Option<BusyGuard>,
 }
 
 /// Makes a checkpoint of the poll function `f`.
@@ -29,9 +98,8 @@ where
 {
     WaitFn {
         f,
-        cp: Checkpoint::new(),
+        cp: PollCheckpoint::new(),
         counts: false,
-        busy: None,
     }
 }
 
@@ -43,24 +111,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(err) = std::task::ready!(this.cp.poll_cancelled(cx)) {
-            this.busy = None;
-            return Poll::Ready(Err(err));
-        }
-        match (this.f)(cx) {
-            Poll::Ready(v) => {
-                this.cp.complete();
-                this.busy = None;
-                Poll::Ready(Ok(v))
-            }
-            Poll::Pending => {
-                this.cp.suspend(cx, None);
-                if this.counts && this.busy.is_none() {
-                    this.busy = context::with_loop(|lp| lp.busy_guard());
-                }
-                Poll::Pending
-            }
-        }
+        this.cp.poll_with(cx, this.counts, &mut this.f)
     }
 }
 

@@ -1,14 +1,37 @@
 //! `TcpListener` and `TcpStream`.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::task::{Context, Poll};
 
 use super::addr::{each_addr, resolve, ToSocketAddrs};
-use crate::io::reactor::{Dir, Hook, IoSource};
-use crate::io::wait::wait_io;
+use crate::io::reactor::Hook;
+use crate::io::stream::{IoListener, IoStream};
+use crate::io::wait::PollCheckpoint;
 use crate::io::with_addr;
+
+/// The length of a listening socket's queue of connections not accepted
+/// yet (the OS caps it at `net.core.somaxconn`). Beyond it, the OS drops
+/// new connection attempts, and the clients retry only after a second.
+const BACKLOG: i32 = 1024;
+
+/// Sets the backlog of a socket that is listening already (`mio` listens
+/// with 128); calling `listen` again only changes the backlog.
+#[cfg(unix)]
+fn set_backlog(l: &mio::net::TcpListener, backlog: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `listen` takes a descriptor we own and an integer; it touches
+    // no memory of ours.
+    if unsafe { libc::listen(l.as_raw_fd(), backlog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn set_backlog(_l: &mio::net::TcpListener, _backlog: i32) -> io::Result<()> {
+    Ok(())
+}
 
 /// A TCP socket listening for connections, registered with the running
 /// loop.
@@ -33,8 +56,7 @@ use crate::io::with_addr;
 /// });
 /// ```
 pub struct TcpListener {
-    io: IoSource<mio::net::TcpListener>,
-    addr: SocketAddr,
+    l: IoListener<mio::net::TcpListener, SocketAddr>,
 }
 
 impl TcpListener {
@@ -60,10 +82,10 @@ impl TcpListener {
 
     pub(crate) fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
         let l = mio::net::TcpListener::bind(addr).map_err(|e| with_addr(e, "bind to", addr))?;
+        set_backlog(&l, BACKLOG).map_err(|e| with_addr(e, "listen on", addr))?;
         let local = l.local_addr().map_err(|e| with_addr(e, "bind to", addr))?;
         Ok(TcpListener {
-            io: IoSource::new(l)?,
-            addr: local,
+            l: IoListener::new(l, local)?,
         })
     }
 
@@ -74,46 +96,31 @@ impl TcpListener {
     /// [`crate::io`]) without taking a connection: one that arrives stays
     /// queued for the next `accept`.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (s, peer) = wait_io(|cx| self.poll_accept(cx)).await?;
+        let (s, peer) = self.l.accept().await?;
         Ok((TcpStream::from_mio(s, peer)?, peer))
-    }
-
-    fn poll_accept(
-        &self,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<(mio::net::TcpStream, SocketAddr)>> {
-        self.io
-            .poll_io(Dir::Read, cx, |l| l.accept())
-            .map_err(|e| with_addr(e, "accept on", self.addr))
     }
 
     /// Takes one pending connection without waiting (`WouldBlock` if none).
     pub(crate) fn try_accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (s, peer) = self
-            .io
-            .try_io(Dir::Read, |l| l.accept())
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::WouldBlock => e,
-                _ => with_addr(e, "accept on", self.addr),
-            })?;
+        let (s, peer) = self.l.try_accept()?;
         Ok((TcpStream::from_mio(s, peer)?, peer))
     }
 
     /// Runs `hook` on the loop whenever connections may be pending.
     pub(crate) fn set_accept_hook(&self, hook: Option<Hook>) {
-        self.io.set_hook(Dir::Read, hook);
+        self.l.set_accept_hook(hook);
     }
 
     /// The address the socket is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.addr)
+        Ok(*self.l.addr())
     }
 }
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpListener")
-            .field("addr", &self.addr)
+            .field("addr", self.l.addr())
             .finish()
     }
 }
@@ -123,6 +130,10 @@ impl fmt::Debug for TcpListener {
 /// Its methods take `&self`, so one task can read while another writes
 /// (share it with an `Rc`). Reading and writing are checkpoints: they
 /// return a cancellation inside an `io::Error` (see [`crate::io`]).
+///
+/// It also implements the `futures-io` traits
+/// ([`AsyncRead`](futures_io::AsyncRead),
+/// [`AsyncWrite`](futures_io::AsyncWrite); see [`crate::net`]).
 ///
 /// ```
 /// use asyncio::net::{TcpListener, TcpStream};
@@ -148,8 +159,10 @@ impl fmt::Debug for TcpListener {
 /// });
 /// ```
 pub struct TcpStream {
-    io: IoSource<mio::net::TcpStream>,
-    peer: SocketAddr,
+    s: IoStream<mio::net::TcpStream, SocketAddr>,
+    /// The checkpoints of the `futures-io` traits (see `io/wait.rs`).
+    read_cp: PollCheckpoint,
+    write_cp: PollCheckpoint,
 }
 
 impl TcpStream {
@@ -173,34 +186,16 @@ impl TcpStream {
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         let s = mio::net::TcpStream::connect(addr).map_err(|e| with_addr(e, "connect to", addr))?;
-        let stream = TcpStream {
-            io: IoSource::new(s)?,
-            peer: addr,
-        };
-        wait_io(|cx| {
-            stream.io.poll_io(Dir::Write, cx, |s| {
-                if let Some(e) = s.take_error()? {
-                    return Err(e);
-                }
-                match s.peer_addr() {
-                    Ok(_) => Ok(()),
-                    // Not connected yet: wait for the next writable edge.
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                        Err(io::ErrorKind::WouldBlock.into())
-                    }
-                    Err(e) => Err(e),
-                }
-            })
-        })
-        .await
-        .map_err(|e| with_addr(e, "connect to", addr))?;
+        let stream = TcpStream::from_mio(s, addr)?;
+        stream.s.connected().await?;
         Ok(stream)
     }
 
     pub(crate) fn from_mio(s: mio::net::TcpStream, peer: SocketAddr) -> io::Result<TcpStream> {
         Ok(TcpStream {
-            io: IoSource::new(s)?,
-            peer,
+            s: IoStream::new(s, peer)?,
+            read_cp: PollCheckpoint::new(),
+            write_cp: PollCheckpoint::new(),
         })
     }
 
@@ -208,24 +203,15 @@ impl TcpStream {
     /// `Ok(0)` means the peer closed its side (end of file), or `buf` is
     /// empty.
     ///
+    /// # Errors
+    /// The OS error, naming the peer: `ConnectionReset` if the peer reset
+    /// the connection.
+    ///
     /// # Cancellation
     /// Returns the cancellation without reading: no byte is lost, the next
     /// read returns what arrived.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        wait_io(|cx| self.poll_read(cx, buf)).await
-    }
-
-    pub(crate) fn poll_read(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        self.io
-            .poll_io(Dir::Read, cx, |mut s| s.read(buf))
-            .map_err(|e| with_addr(e, "read from", self.peer))
+        self.s.read(buf).await
     }
 
     /// Writes some bytes of `buf`, waiting until the socket accepts at least
@@ -234,12 +220,7 @@ impl TcpStream {
     /// # Cancellation
     /// Returns the cancellation without writing anything.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        wait_io(|cx| {
-            self.io
-                .poll_io(Dir::Write, cx, |mut s| s.write(buf))
-                .map_err(|e| with_addr(e, "write to", self.peer))
-        })
-        .await
+        self.s.write(buf).await
     }
 
     /// Writes all of `buf`, waiting as often as needed.
@@ -248,73 +229,49 @@ impl TcpStream {
     /// Returns the cancellation; a prefix of `buf` may have been written
     /// already (its length is not reported). Use [`TcpStream::write`] to
     /// know exactly what was sent.
-    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => {
-                    return Err(with_addr(
-                        io::ErrorKind::WriteZero.into(),
-                        "write to",
-                        self.peer,
-                    ))
-                }
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes without waiting: `WouldBlock` if the socket's buffer is full.
-    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io
-            .try_io(Dir::Write, |mut s| s.write(buf))
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::WouldBlock => e,
-                _ => with_addr(e, "write to", self.peer),
-            })
-    }
-
-    /// Runs `hook` on the loop whenever the socket may accept more bytes.
-    pub(crate) fn set_write_hook(&self, hook: Option<Hook>) {
-        self.io.set_hook(Dir::Write, hook);
+    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        self.s.write_all(buf).await
     }
 
     /// Shuts down the read side, the write side (the peer reads end of
     /// file), or both. Never waits.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match self.io.get_ref().shutdown(how) {
-            // The peer already went away: nothing left to shut down.
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-            r => r.map_err(|e| with_addr(e, "shutdown of the connection to", self.peer)),
-        }
+        self.s.shutdown(how)
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.peer)
+        Ok(*self.s.peer())
     }
 
     /// The local address of the connection.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
+        self.s.get_ref().local_addr()
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm) when `on`.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.io.get_ref().set_nodelay(on)
+        self.s.get_ref().set_nodelay(on)
     }
 
     /// Whether `TCP_NODELAY` is set.
     pub fn nodelay(&self) -> io::Result<bool> {
-        self.io.get_ref().nodelay()
+        self.s.get_ref().nodelay()
+    }
+
+    /// The registered socket, for the stream transports.
+    pub(crate) fn stream(&self) -> &IoStream<mio::net::TcpStream, SocketAddr> {
+        &self.s
     }
 }
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpStream")
-            .field("peer", &self.peer)
+            .field("peer", self.s.peer())
             .field("local", &self.local_addr().ok())
             .finish()
     }
 }
+
+super::futures_io_impl!(TcpStream);

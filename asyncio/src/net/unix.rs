@@ -2,14 +2,14 @@
 //! the TCP types.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::task::{Context, Poll};
+use std::path::Path;
 
-use crate::io::reactor::{Dir, IoSource};
-use crate::io::wait::wait_io;
+use crate::io::reactor::Hook;
+use crate::io::stream::{IoListener, IoStream};
+use crate::io::wait::PollCheckpoint;
 use crate::io::with_addr;
 
 /// How a socket address reads in an error message: its path, or
@@ -47,8 +47,8 @@ fn show(addr: &SocketAddr) -> String {
 /// });
 /// ```
 pub struct UnixListener {
-    io: IoSource<mio::net::UnixListener>,
-    path: PathBuf,
+    /// The socket, and its path as it reads in error messages.
+    l: IoListener<mio::net::UnixListener, String>,
 }
 
 impl UnixListener {
@@ -71,8 +71,7 @@ impl UnixListener {
         let l = mio::net::UnixListener::bind(path)
             .map_err(|e| with_addr(e, "bind to", path.display()))?;
         Ok(UnixListener {
-            io: IoSource::new(l)?,
-            path: path.to_path_buf(),
+            l: IoListener::new(l, path.display().to_string())?,
         })
     }
 
@@ -98,13 +97,19 @@ impl UnixListener {
     /// [`crate::io`]) without taking a connection: one that arrives stays
     /// queued for the next `accept`.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (s, peer) = wait_io(|cx| {
-            self.io
-                .poll_io(Dir::Read, cx, |l| l.accept())
-                .map_err(|e| with_addr(e, "accept on", self.path.display()))
-        })
-        .await?;
+        let (s, peer) = self.l.accept().await?;
         Ok((UnixStream::from_mio(s)?, peer))
+    }
+
+    /// Takes one pending connection without waiting (`WouldBlock` if none).
+    pub(crate) fn try_accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (s, peer) = self.l.try_accept()?;
+        Ok((UnixStream::from_mio(s)?, peer))
+    }
+
+    /// Runs `hook` on the loop whenever connections may be pending.
+    pub(crate) fn set_accept_hook(&self, hook: Option<Hook>) {
+        self.l.set_accept_hook(hook);
     }
 
     /// The address the socket is bound to.
@@ -119,14 +124,14 @@ impl UnixListener {
     /// # });
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
+        self.l.get_ref().local_addr()
     }
 }
 
 impl fmt::Debug for UnixListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnixListener")
-            .field("path", &self.path)
+            .field("path", self.l.addr())
             .finish()
     }
 }
@@ -135,7 +140,8 @@ impl fmt::Debug for UnixListener {
 ///
 /// Its methods take `&self`, so one task can read while another writes
 /// (share it with an `Rc`). Reading and writing are checkpoints: they
-/// return a cancellation inside an `io::Error` (see [`crate::io`]).
+/// return a cancellation inside an `io::Error` (see [`crate::io`]). It
+/// also implements the `futures-io` traits (see [`crate::net`]).
 ///
 /// ```
 /// use asyncio::net::UnixStream;
@@ -151,9 +157,11 @@ impl fmt::Debug for UnixListener {
 /// });
 /// ```
 pub struct UnixStream {
-    io: IoSource<mio::net::UnixStream>,
-    /// The peer as it reads in error messages.
-    peer: String,
+    /// The socket, and its peer as it reads in error messages.
+    s: IoStream<mio::net::UnixStream, String>,
+    /// The checkpoints of the `futures-io` traits (see `io/wait.rs`).
+    read_cp: PollCheckpoint,
+    write_cp: PollCheckpoint,
 }
 
 impl UnixStream {
@@ -180,27 +188,8 @@ impl UnixStream {
         let path = path.as_ref();
         let s = mio::net::UnixStream::connect(path)
             .map_err(|e| with_addr(e, "connect to", path.display()))?;
-        let stream = UnixStream {
-            io: IoSource::new(s)?,
-            peer: path.display().to_string(),
-        };
-        wait_io(|cx| {
-            stream.io.poll_io(Dir::Write, cx, |s| {
-                if let Some(e) = s.take_error()? {
-                    return Err(e);
-                }
-                match s.peer_addr() {
-                    Ok(_) => Ok(()),
-                    // Not connected yet: wait for the next writable edge.
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                        Err(io::ErrorKind::WouldBlock.into())
-                    }
-                    Err(e) => Err(e),
-                }
-            })
-        })
-        .await
-        .map_err(|e| with_addr(e, "connect to", path.display()))?;
+        let stream = UnixStream::with_peer(s, path.display().to_string())?;
+        stream.s.connected().await?;
         Ok(stream)
     }
 
@@ -228,9 +217,14 @@ impl UnixStream {
             .peer_addr()
             .map(|a| show(&a))
             .unwrap_or_else(|_| "(unnamed)".to_string());
+        UnixStream::with_peer(s, peer)
+    }
+
+    fn with_peer(s: mio::net::UnixStream, peer: String) -> io::Result<UnixStream> {
         Ok(UnixStream {
-            io: IoSource::new(s)?,
-            peer,
+            s: IoStream::new(s, peer)?,
+            read_cp: PollCheckpoint::new(),
+            write_cp: PollCheckpoint::new(),
         })
     }
 
@@ -251,16 +245,7 @@ impl UnixStream {
     /// Returns the cancellation without reading: no byte is lost, the next
     /// read returns what arrived.
     pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        wait_io(|cx| self.poll_read(cx, buf)).await
-    }
-
-    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        self.io
-            .poll_io(Dir::Read, cx, |mut s| s.read(buf))
-            .map_err(|e| with_addr(e, "read from", &self.peer))
+        self.s.read(buf).await
     }
 
     /// Writes some bytes of `buf`, waiting until the socket accepts at least
@@ -276,12 +261,7 @@ impl UnixStream {
     /// # Cancellation
     /// Returns the cancellation without writing anything.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        wait_io(|cx| {
-            self.io
-                .poll_io(Dir::Write, cx, |mut s| s.write(buf))
-                .map_err(|e| with_addr(e, "write to", &self.peer))
-        })
-        .await
+        self.s.write(buf).await
     }
 
     /// Writes all of `buf`, waiting as often as needed.
@@ -307,20 +287,8 @@ impl UnixStream {
     /// Returns the cancellation; a prefix of `buf` may have been written
     /// already (its length is not reported). Use [`UnixStream::write`] to
     /// know exactly what was sent.
-    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => {
-                    return Err(with_addr(
-                        io::ErrorKind::WriteZero.into(),
-                        "write to",
-                        &self.peer,
-                    ))
-                }
-                n => buf = &buf[n..],
-            }
-        }
-        Ok(())
+    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        self.s.write_all(buf).await
     }
 
     /// Shuts down the read side, the write side (the peer reads end of
@@ -334,10 +302,7 @@ impl UnixStream {
     /// # });
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match self.io.get_ref().shutdown(how) {
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-            r => r.map_err(|e| with_addr(e, "shutdown of the connection to", &self.peer)),
-        }
+        self.s.shutdown(how)
     }
 
     /// The peer's address (unnamed for an accepted connection or a
@@ -350,7 +315,7 @@ impl UnixStream {
     /// # });
     /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().peer_addr()
+        self.s.get_ref().peer_addr()
     }
 
     /// The local address of the connection (usually unnamed for a client).
@@ -362,14 +327,21 @@ impl UnixStream {
     /// # });
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.get_ref().local_addr()
+        self.s.get_ref().local_addr()
+    }
+
+    /// The registered socket, for the stream transports.
+    pub(crate) fn stream(&self) -> &IoStream<mio::net::UnixStream, String> {
+        &self.s
     }
 }
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnixStream")
-            .field("peer", &self.peer)
+            .field("peer", self.s.peer())
             .finish()
     }
 }
+
+super::futures_io_impl!(UnixStream);

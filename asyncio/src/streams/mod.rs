@@ -1,9 +1,14 @@
-//! Streams: `open_connection`, `start_server`, `StreamReader`,
-//! `StreamWriter` (asyncio's `streams.py`).
+//! Streams: `open_connection`, `start_server`, `open_unix_connection`,
+//! `start_unix_server`, `StreamReader`, `StreamWriter` (asyncio's
+//! `streams.py`). The same reader and writer also serve a child's pipes
+//! (`subprocess.rs`).
 
+mod byte_stream;
 mod reader;
 mod server;
 mod transport;
+#[cfg(unix)]
+mod unix;
 mod writer;
 
 use std::fmt;
@@ -11,6 +16,8 @@ use std::io;
 
 pub use reader::StreamReader;
 pub use server::{start_server, Server};
+#[cfg(unix)]
+pub use unix::{open_unix_connection, start_unix_server};
 pub use writer::StreamWriter;
 
 use crate::net::TcpStream;
@@ -34,8 +41,24 @@ use crate::net::TcpStream;
 /// Nothing is left open.
 pub async fn open_connection(host: &str, port: u16) -> io::Result<(StreamReader, StreamWriter)> {
     let stream = TcpStream::connect((host, port)).await?;
-    let t = transport::Transport::new(stream, None);
+    let t = transport::Transport::new(Box::new(stream), None);
     Ok((StreamReader::new(t.clone()), StreamWriter::new(t)))
+}
+
+/// The reader of a child's stdout or stderr pipe.
+#[cfg(unix)]
+pub(crate) fn pipe_reader(
+    pipe: crate::io::stream::IoStream<mio::unix::pipe::Receiver, String>,
+) -> StreamReader {
+    StreamReader::new(transport::Transport::new(Box::new(pipe), None))
+}
+
+/// The writer of a child's stdin pipe.
+#[cfg(unix)]
+pub(crate) fn pipe_writer(
+    pipe: crate::io::stream::IoStream<mio::unix::pipe::Sender, String>,
+) -> StreamWriter {
+    StreamWriter::new(transport::Transport::new(Box::new(pipe), None))
 }
 
 /// End of file came before a read was complete

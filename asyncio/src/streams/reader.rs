@@ -3,23 +3,52 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use super::transport::Transport;
 use super::{IncompleteReadError, LimitOverrunError};
-use crate::io::wait::wait_io;
+use crate::io::wait::{wait_io, PollCheckpoint};
 
 /// asyncio's default buffer limit for `readline` and `readuntil`.
 pub(crate) const DEFAULT_LIMIT: usize = 64 * 1024;
 
-/// The reading half of a connection, from [`open_connection`](crate::open_connection)
-/// or a [`start_server`](crate::start_server) handler: a buffer over the
-/// socket, with asyncio's `read`, `readline`, `readexactly` and
-/// `readuntil`.
+/// The reading half of a connection, from [`open_connection`](crate::open_connection),
+/// [`open_unix_connection`](crate::open_unix_connection), a server's
+/// handler, or a child's stdout or stderr ([`Process`](crate::Process)): a
+/// buffer over the stream, with asyncio's `read`, `readline`,
+/// `readexactly` and `readuntil`.
 ///
-/// Bytes are read from the socket into the buffer only when a call needs
+/// Bytes are read from the stream into the buffer only when a call needs
 /// more, and leave the buffer only when a call returns them, so a cancelled
 /// call never loses bytes: the next call sees them.
+///
+/// It also implements [`futures_io::AsyncRead`] and
+/// [`futures_io::AsyncBufRead`], on the same buffer (so the two kinds of
+/// call can be mixed). Each poll that waits is a checkpoint, as the
+/// methods are: a cancellation comes out as an `io::Error` wrapping the
+/// [`CancelledError`](crate::CancelledError), and no byte is lost (see
+/// [`crate::net`] for how a dropped poll's checkpoint carries over). Where
+/// an extension method has the name of a method of the reader (`read`,
+/// `read_to_end`), the reader's own wins: call the trait's by its path.
+///
+/// ```
+/// use futures::io::{AsyncBufReadExt, AsyncReadExt};
+/// # asyncio::run(async {
+/// # let server = asyncio::start_server(
+/// #     |_r, w| async move { w.write(b"first line\nthe rest"); w.close() }, "127.0.0.1", 0)
+/// #     .await.unwrap();
+/// # let port = server.local_addrs()[0].port();
+/// let (mut reader, _writer) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
+/// let mut line = String::new();
+/// reader.read_line(&mut line).await.unwrap(); // AsyncBufReadExt
+/// assert_eq!(line, "first line\n");
+/// let mut rest = Vec::new();
+/// AsyncReadExt::read_to_end(&mut reader, &mut rest).await.unwrap();
+/// assert_eq!(rest, b"the rest");
+/// # });
+/// ```
 ///
 /// ```
 /// # asyncio::run(async {
@@ -44,9 +73,13 @@ pub(crate) const DEFAULT_LIMIT: usize = 64 * 1024;
 /// ```
 pub struct StreamReader {
     t: Rc<Transport>,
+    /// The buffer: its bytes from `pos` on are unread.
     buf: Vec<u8>,
+    pos: usize,
     eof: bool,
     limit: usize,
+    /// The checkpoint of the `futures-io` reads (see `io/wait.rs`).
+    cp: PollCheckpoint,
 }
 
 impl StreamReader {
@@ -54,25 +87,67 @@ impl StreamReader {
         StreamReader {
             t,
             buf: Vec::new(),
+            pos: 0,
             eof: false,
             limit: DEFAULT_LIMIT,
+            cp: PollCheckpoint::new(),
         }
     }
 
-    /// Reads more from the socket into the buffer; sets `eof` on end of
-    /// file. The one await point of the reader.
-    async fn fill(&mut self) -> io::Result<()> {
-        let (t, buf) = (&self.t, &mut self.buf);
-        let n = wait_io(|cx| t.poll_read_into(cx, buf)).await?;
+    /// The unread bytes.
+    fn data(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Reads more from the stream into the buffer; sets `eof` on end of
+    /// file.
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let n = std::task::ready!(self.t.poll_read_into(cx, &mut self.buf))?;
         if n == 0 {
             self.eof = true;
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
+    /// Reads until end of file into the buffer (for `communicate`).
+    pub(crate) fn poll_fill_to_eof(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.eof {
+            std::task::ready!(self.poll_fill(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// [`StreamReader::poll_fill`] as a checkpoint: the one await point of
+    /// the reader's methods.
+    async fn fill(&mut self) -> io::Result<()> {
+        wait_io(|cx| self.poll_fill(cx)).await
+    }
+
+    /// Takes the first `n` unread bytes.
     fn take(&mut self, n: usize) -> Vec<u8> {
-        let rest = self.buf.split_off(n);
-        std::mem::replace(&mut self.buf, rest)
+        let out = self.buf[self.pos..self.pos + n].to_vec();
+        self.consume_bytes(n);
+        out
+    }
+
+    /// Takes every unread byte.
+    pub(crate) fn take_all(&mut self) -> Vec<u8> {
+        let mut all = std::mem::take(&mut self.buf);
+        all.drain(..self.pos);
+        self.pos = 0;
+        all
+    }
+
+    fn consume_bytes(&mut self, n: usize) {
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
     }
 
     /// Up to `n` bytes: what the buffer holds, or, if it is empty, what the
@@ -85,10 +160,10 @@ impl StreamReader {
         if n == 0 {
             return Ok(Vec::new());
         }
-        if self.buf.is_empty() && !self.eof {
+        if self.data().is_empty() && !self.eof {
             self.fill().await?;
         }
-        let k = n.min(self.buf.len());
+        let k = n.min(self.data().len());
         Ok(self.take(k))
     }
 
@@ -101,7 +176,7 @@ impl StreamReader {
         while !self.eof {
             self.fill().await?;
         }
-        Ok(std::mem::take(&mut self.buf))
+        Ok(self.take_all())
     }
 
     /// Exactly `n` bytes.
@@ -130,12 +205,11 @@ impl StreamReader {
     /// call returns them.
     pub async fn readexactly(&mut self, n: usize) -> io::Result<Vec<u8>> {
         loop {
-            if self.buf.len() >= n {
+            if self.data().len() >= n {
                 return Ok(self.take(n));
             }
             if self.eof {
-                let partial = std::mem::take(&mut self.buf);
-                return Err(incomplete(partial, Some(n)));
+                return Err(incomplete(self.take_all(), Some(n)));
             }
             self.fill().await?;
         }
@@ -162,7 +236,7 @@ impl StreamReader {
         );
         let mut from = 0;
         loop {
-            if let Some(i) = find(&self.buf[from..], sep).map(|i| i + from) {
+            if let Some(i) = find(&self.data()[from..], sep).map(|i| i + from) {
                 if i > self.limit {
                     return Err(overrun(
                         "the separator is found, but the chunk is longer than the limit",
@@ -171,7 +245,7 @@ impl StreamReader {
                 }
                 return Ok(self.take(i + sep.len()));
             }
-            from = (self.buf.len() + 1).saturating_sub(sep.len());
+            from = (self.data().len() + 1).saturating_sub(sep.len());
             if from > self.limit {
                 return Err(overrun(
                     "the separator is not found, and the chunk exceeds the limit",
@@ -179,8 +253,7 @@ impl StreamReader {
                 ));
             }
             if self.eof {
-                let partial = std::mem::take(&mut self.buf);
-                return Err(incomplete(partial, None));
+                return Err(incomplete(self.take_all(), None));
             }
             self.fill().await?;
         }
@@ -206,9 +279,9 @@ impl StreamReader {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                match self.buf.iter().position(|&b| b == b'\n') {
-                    Some(i) => drop(self.take(i + 1)),
-                    None => self.buf.clear(),
+                match self.data().iter().position(|&b| b == b'\n') {
+                    Some(i) => self.consume_bytes(i + 1),
+                    None => drop(self.take_all()),
                 }
                 Err(e)
             }
@@ -218,7 +291,7 @@ impl StreamReader {
 
     /// Whether end of file was reached and the buffer is empty.
     pub fn at_eof(&self) -> bool {
-        self.eof && self.buf.is_empty()
+        self.eof && self.data().is_empty()
     }
 
     /// The limit on lines and separated chunks (64 KiB by default).
@@ -231,17 +304,66 @@ impl StreamReader {
         self.limit = limit.max(1);
     }
 
-    /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
+    /// The peer's address, for a TCP connection (`None` for a Unix socket
+    /// or a pipe).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.t.peer()
+    }
+}
+
+impl futures_io::AsyncRead for StreamReader {
+    /// Copies from the buffer, or, if it is empty, reads the stream into it
+    /// first (a checkpoint). `Ok(0)` at end of file.
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let data = std::task::ready!(this.poll_buffered(cx))?;
+        let n = data.len().min(out.len());
+        out[..n].copy_from_slice(&data[..n]);
+        this.consume_bytes(n);
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl futures_io::AsyncBufRead for StreamReader {
+    /// The unread bytes of the buffer, reading the stream first if there are
+    /// none (a checkpoint); empty at end of file.
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        self.get_mut().poll_buffered(cx)
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        let this = self.get_mut();
+        let amt = amt.min(this.data().len());
+        this.consume_bytes(amt);
+    }
+}
+
+impl StreamReader {
+    /// The unread bytes, filling the buffer through the `futures-io`
+    /// checkpoint if it is empty.
+    fn poll_buffered(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        if self.data().is_empty() && !self.eof {
+            let mut cp = std::mem::take(&mut self.cp);
+            let r = cp.poll_io(cx, |cx| self.poll_fill(cx));
+            self.cp = cp;
+            std::task::ready!(r)?;
+        }
+        Poll::Ready(Ok(self.data()))
     }
 }
 
 impl fmt::Debug for StreamReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamReader")
-            .field("peer", &self.t.peer())
-            .field("buffered", &self.buf.len())
+            .field("peer", &self.t.name())
+            .field("buffered", &self.data().len())
             .field("eof", &self.eof)
             .finish()
     }

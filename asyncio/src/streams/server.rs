@@ -1,22 +1,45 @@
-//! `start_server` and `Server`.
+//! `start_server` and `Server`; the server itself serves any kind of
+//! listening socket ([`Listen`]: TCP here, Unix in `unix.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
+use super::byte_stream::ByteStream;
 use super::transport::Transport;
 use super::{StreamReader, StreamWriter};
 use crate::cancel::error::CancelledError;
+use crate::io::reactor::Hook;
 use crate::io::wait::wait_fn;
 use crate::net::{resolve, TcpListener};
 
 type Handler = Rc<dyn Fn(StreamReader, StreamWriter) -> Pin<Box<dyn Future<Output = ()>>>>;
+
+/// A listening socket under a server.
+pub(crate) trait Listen {
+    /// Takes one pending connection without waiting (`WouldBlock` if none).
+    fn try_accept(&self) -> io::Result<Box<dyn ByteStream>>;
+    /// Runs `hook` on the loop whenever connections may be pending.
+    fn set_accept_hook(&self, hook: Option<Hook>);
+}
+
+impl Listen for TcpListener {
+    fn try_accept(&self) -> io::Result<Box<dyn ByteStream>> {
+        let (s, _) = TcpListener::try_accept(self)?;
+        Ok(Box::new(s))
+    }
+
+    fn set_accept_hook(&self, hook: Option<Hook>) {
+        TcpListener::set_accept_hook(self, hook);
+    }
+}
 
 /// How many connections one readiness event accepts at most (asyncio's
 /// backlog default).
@@ -27,8 +50,9 @@ const ACCEPT_RETRY: Duration = Duration::from_secs(1);
 
 struct ServerState {
     me: Weak<ServerState>,
-    listeners: RefCell<Vec<TcpListener>>,
+    listeners: RefCell<Vec<Box<dyn Listen>>>,
     addrs: Vec<SocketAddr>,
+    path: Option<PathBuf>,
     handler: Handler,
     closed: Cell<bool>,
     active: Cell<usize>,
@@ -74,16 +98,23 @@ impl ServerState {
     }
 
     /// The accept hook of listener `i`: takes the pending connections and
-    /// starts a handler task for each.
+    /// starts a handler task for each. After a full batch it goes on at
+    /// the next turn of the loop: readiness is edge-triggered, so no new
+    /// event would come for the connections still queued.
     fn accept_ready(&self, i: usize) {
         let mut accepted = Vec::new();
         let mut failed = None;
+        let mut more = false;
         {
             let listeners = self.listeners.borrow();
             let Some(l) = listeners.get(i) else { return };
-            while accepted.len() < ACCEPT_BATCH {
+            loop {
+                if accepted.len() == ACCEPT_BATCH {
+                    more = true;
+                    break;
+                }
                 match l.try_accept() {
-                    Ok((s, _)) => accepted.push(s),
+                    Ok(s) => accepted.push(s),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     // The peer gave up before we took it: nothing to do.
                     Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
@@ -99,6 +130,12 @@ impl ServerState {
         }
         for s in accepted {
             self.start_connection(s);
+        }
+        if more {
+            if let Ok(lp) = crate::get_running_loop() {
+                let me = self.me.upgrade().expect("a live server");
+                lp.call_soon(move || me.accept_ready(i));
+            }
         }
         if let Some(e) = failed {
             // Out of descriptors or similar: report, pause, then retry.
@@ -116,13 +153,17 @@ impl ServerState {
         }
     }
 
-    fn start_connection(&self, s: crate::net::TcpStream) {
+    fn start_connection(&self, s: Box<dyn ByteStream>) {
         let me = self.me.upgrade().expect("a live server");
         me.active.set(me.active.get() + 1);
         let t = Transport::new(s, Some(ConnGuard(me)));
         {
             let mut clients = self.clients.borrow_mut();
-            clients.retain(|c| c.strong_count() > 0);
+            // Forget closed connections before the list would grow: at
+            // most once per doubling, so accepting stays O(1) amortized.
+            if clients.len() == clients.capacity() {
+                clients.retain(|c| c.strong_count() > 0);
+            }
             clients.push(Rc::downgrade(&t));
         }
         let fut = (self.handler)(StreamReader::new(t.clone()), StreamWriter::new(t));
@@ -150,7 +191,8 @@ impl ServerState {
     }
 }
 
-/// A listening server, from [`start_server`] (asyncio's `Server`).
+/// A listening server, from [`start_server`] or
+/// [`start_unix_server`](crate::start_unix_server) (asyncio's `Server`).
 ///
 /// It serves from the moment it is made; dropping the handle does not stop
 /// it (the loop keeps it, as asyncio does) — [`Server::close`] does.
@@ -226,10 +268,28 @@ where
 {
     let mut addrs = resolve(&(host, port)).await?;
     addrs.dedup();
-    let mut listeners = Vec::new();
+    let mut listeners: Vec<Box<dyn Listen>> = Vec::new();
+    let mut bound = Vec::new();
     for a in addrs {
-        listeners.push(TcpListener::bind_one(a)?);
+        let l = TcpListener::bind_one(a)?;
+        bound.push(l.local_addr()?);
+        listeners.push(Box::new(l));
     }
+    Ok(serve(listeners, bound, None, handler))
+}
+
+/// Starts serving on `listeners` (bound to `addrs` or `path`): the
+/// server's state, armed.
+pub(crate) fn serve<H, Fut>(
+    listeners: Vec<Box<dyn Listen>>,
+    addrs: Vec<SocketAddr>,
+    path: Option<PathBuf>,
+    handler: H,
+) -> Server
+where
+    H: Fn(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: Future + 'static,
+{
     let handler: Handler = Rc::new(move |r, w| {
         let fut = handler(r, w);
         Box::pin(async move {
@@ -238,10 +298,8 @@ where
     });
     let state = Rc::new_cyclic(|me| ServerState {
         me: me.clone(),
-        addrs: listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect(),
+        addrs,
+        path,
         listeners: RefCell::new(listeners),
         handler,
         closed: Cell::new(false),
@@ -251,14 +309,28 @@ where
         idle_waiters: RefCell::new(Vec::new()),
     });
     state.arm();
-    Ok(Server { state })
+    Server { state }
 }
 
 impl Server {
-    /// The addresses the server listens on (asyncio's `server.sockets`),
-    /// with the ports actually bound.
+    /// The addresses a TCP server listens on (asyncio's `server.sockets`),
+    /// with the ports actually bound; empty for a Unix server.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.state.addrs.clone()
+    }
+
+    /// The path a Unix server listens on; `None` for a TCP server.
+    ///
+    /// ```
+    /// # asyncio::run(async {
+    /// let path = std::env::temp_dir().join(format!("asyncio-doc-sp-{}.sock", std::process::id()));
+    /// let server = asyncio::start_unix_server(|_r, _w| async {}, &path).await.unwrap();
+    /// assert_eq!(server.path(), Some(path.as_path()));
+    /// assert!(server.local_addrs().is_empty());
+    /// # });
+    /// ```
+    pub fn path(&self) -> Option<&Path> {
+        self.state.path.as_deref()
     }
 
     /// Whether the server still accepts connections.
@@ -266,8 +338,10 @@ impl Server {
         !self.state.closed.get()
     }
 
-    /// Stops listening: the listening sockets close at once. Connections
-    /// already accepted go on (see [`Server::close_clients`]). Idempotent.
+    /// Stops listening: the listening sockets close at once (a Unix server
+    /// also removes its socket file, unless another socket replaced it).
+    /// Connections already accepted go on (see [`Server::close_clients`]).
+    /// Idempotent.
     pub fn close(&self) {
         self.state.close();
     }
@@ -346,6 +420,7 @@ impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("addrs", &self.state.addrs)
+            .field("path", &self.state.path)
             .field("serving", &self.is_serving())
             .field("active", &self.state.active.get())
             .finish()

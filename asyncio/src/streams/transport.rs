@@ -1,5 +1,7 @@
-//! The transport under a stream pair: one TCP connection, its write buffer
-//! and its lifecycle (asyncio's `_SelectorSocketTransport`).
+//! The transport under a stream pair: one byte stream (a TCP connection, a
+//! Unix stream socket, a child's pipe: see [`ByteStream`]), its write
+//! buffer and its lifecycle (asyncio's `_SelectorSocketTransport` and
+//! `_UnixWritePipeTransport`).
 //!
 //! # Writing
 //!
@@ -9,24 +11,27 @@
 //! hook holds the transport strongly, so buffered bytes are sent even after
 //! both halves are dropped; the loop's close breaks that cycle. Above the
 //! high-water mark (64 KiB) writing is *paused*: `drain` waits until the
-//! buffer falls to the low-water mark (16 KiB).
+//! buffer falls to the low-water mark (16 KiB). The `futures-io` writer
+//! (`poll_write`) instead takes bytes only up to the high-water mark, and
+//! waits as `drain` does when the buffer is full.
 //!
 //! # Closing
 //!
-//! `close` sends what is buffered, then closes the socket; `abort` and a
-//! write error close it at once. A closed transport reads as end of file
-//! (or as the write error), and wakes whoever waits in `drain` or
-//! `wait_closed`.
+//! `close` sends what is buffered, then closes the socket; `abort`, a write
+//! error and a read error close it at once. A closed transport reads as end
+//! of file (or as the error), and wakes whoever waits in `drain`, `flush`
+//! or `wait_closed`. `write_eof` shuts the write side down once the buffer
+//! is sent; a pipe, which cannot, is closed instead.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
+use super::byte_stream::ByteStream;
 use super::server::ConnGuard;
-use crate::net::TcpStream;
 
 /// asyncio's default write-buffer limits.
 const HIGH_WATER: usize = 64 * 1024;
@@ -36,9 +41,11 @@ const READ_CHUNK: usize = 32 * 1024;
 
 pub(crate) struct Transport {
     me: Weak<Transport>,
-    sock: RefCell<Option<TcpStream>>,
-    peer: SocketAddr,
+    sock: RefCell<Option<Box<dyn ByteStream>>>,
+    peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
+    /// The peer as it reads in messages.
+    name: String,
     wbuf: RefCell<VecDeque<u8>>,
     hook_armed: Cell<bool>,
     paused: Cell<bool>,
@@ -48,6 +55,7 @@ pub(crate) struct Transport {
     /// The error that closed the transport, as kind and message.
     error: RefCell<Option<(io::ErrorKind, String)>>,
     drain_waiters: RefCell<Vec<Waker>>,
+    flush_waiters: RefCell<Vec<Waker>>,
     close_waiters: RefCell<Vec<Waker>>,
     conn: RefCell<Option<ConnGuard>>,
 }
@@ -67,14 +75,16 @@ fn wake_all(list: &RefCell<Vec<Waker>>) {
 }
 
 impl Transport {
-    pub(crate) fn new(sock: TcpStream, conn: Option<ConnGuard>) -> Rc<Transport> {
-        let peer = sock.peer_addr().expect("a TcpStream knows its peer");
-        let local = sock.local_addr().ok();
+    pub(crate) fn new(sock: Box<dyn ByteStream>, conn: Option<ConnGuard>) -> Rc<Transport> {
+        let peer = sock.peer_addr();
+        let local = sock.local_addr();
+        let name = sock.describe();
         Rc::new_cyclic(|me| Transport {
             me: me.clone(),
             sock: RefCell::new(Some(sock)),
             peer,
             local,
+            name,
             wbuf: RefCell::new(VecDeque::new()),
             hook_armed: Cell::new(false),
             paused: Cell::new(false),
@@ -83,13 +93,19 @@ impl Transport {
             eof_sent: Cell::new(false),
             error: RefCell::new(None),
             drain_waiters: RefCell::new(Vec::new()),
+            flush_waiters: RefCell::new(Vec::new()),
             close_waiters: RefCell::new(Vec::new()),
             conn: RefCell::new(conn),
         })
     }
 
-    pub(crate) fn peer(&self) -> SocketAddr {
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
         self.peer
+    }
+
+    /// The peer as it reads in messages.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     pub(crate) fn local(&self) -> Option<SocketAddr> {
@@ -119,27 +135,33 @@ impl Transport {
 
     /// Reads what the socket has into the end of `buf`: `Ok(0)` at end of
     /// file or once the transport is closed (the error that closed it, if
-    /// any, is returned instead).
+    /// any, is returned instead). A read error closes the transport, as in
+    /// asyncio: later reads, `drain` and `wait_closed` report it.
     pub(crate) fn poll_read_into(
         &self,
         cx: &mut Context<'_>,
         buf: &mut Vec<u8>,
     ) -> Poll<io::Result<usize>> {
-        let sock = self.sock.borrow();
-        let Some(s) = &*sock else {
-            return Poll::Ready(match self.stored_error() {
-                Some(e) => Err(e),
-                None => Ok(0),
-            });
-        };
         let start = buf.len();
-        buf.resize(start + READ_CHUNK, 0);
-        let r = s.poll_read(cx, &mut buf[start..]);
+        let r = {
+            let sock = self.sock.borrow();
+            let Some(s) = &*sock else {
+                return Poll::Ready(match self.stored_error() {
+                    Some(e) => Err(e),
+                    None => Ok(0),
+                });
+            };
+            buf.resize(start + READ_CHUNK, 0);
+            s.poll_read(cx, &mut buf[start..])
+        };
         let n = match &r {
             Poll::Ready(Ok(n)) => *n,
             _ => 0,
         };
         buf.truncate(start + n);
+        if let Poll::Ready(Err(e)) = &r {
+            self.fatal(io::Error::new(e.kind(), e.to_string()));
+        }
         r
     }
 
@@ -191,6 +213,45 @@ impl Transport {
         }
     }
 
+    /// The `futures-io` write (see the module doc): takes up to the room
+    /// left below the high-water mark, or waits until the buffer is
+    /// drained to the low-water mark.
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.stored_error() {
+            return Poll::Ready(Err(e));
+        }
+        if self.is_closing() || self.eof_requested.get() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                format!("write to {} after close", self.name),
+            )));
+        }
+        let room = HIGH_WATER.saturating_sub(self.buffered());
+        if room == 0 && !data.is_empty() {
+            self.paused.set(true);
+            add_waiter(&self.drain_waiters, cx.waker());
+            return Poll::Pending;
+        }
+        let n = data.len().min(room);
+        self.write(&data[..n]);
+        match self.stored_error() {
+            Some(e) => Poll::Ready(Err(e)),
+            None => Poll::Ready(Ok(n)),
+        }
+    }
+
+    /// Waits until the buffer is empty (every byte handed to the OS).
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(e) = self.stored_error() {
+            return Poll::Ready(Err(e));
+        }
+        if self.buffered() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        add_waiter(&self.flush_waiters, cx.waker());
+        Poll::Pending
+    }
+
     /// Sends what the socket takes from the buffer (the write hook).
     fn flush(&self) {
         let mut failed = None;
@@ -225,6 +286,7 @@ impl Transport {
         }
         if self.buffered() == 0 {
             self.disarm_hook();
+            wake_all(&self.flush_waiters);
             self.after_flush();
         }
     }
@@ -234,8 +296,12 @@ impl Transport {
         if self.closing.get() {
             self.close_now();
         } else if self.eof_requested.get() && !self.eof_sent.replace(true) {
-            if let Some(s) = &*self.sock.borrow() {
-                let _ = s.shutdown(Shutdown::Write);
+            let half_closed = match &*self.sock.borrow() {
+                Some(s) => s.shutdown_write(),
+                None => true,
+            };
+            if !half_closed {
+                self.close_now();
             }
         }
     }
@@ -257,7 +323,7 @@ impl Transport {
             } else {
                 Err(io::Error::new(
                     io::ErrorKind::ConnectionReset,
-                    format!("connection to {} lost", self.peer),
+                    format!("connection to {} lost", self.name),
                 ))
             });
         }
@@ -318,6 +384,7 @@ impl Transport {
         let conn = self.conn.borrow_mut().take();
         drop(conn);
         wake_all(&self.drain_waiters);
+        wake_all(&self.flush_waiters);
         wake_all(&self.close_waiters);
     }
 

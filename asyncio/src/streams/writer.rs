@@ -3,13 +3,16 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use super::transport::Transport;
-use crate::io::wait::wait_io;
+use crate::io::wait::{wait_io, PollCheckpoint};
 
-/// The writing half of a connection, from [`open_connection`](crate::open_connection)
-/// or a [`start_server`](crate::start_server) handler.
+/// The writing half of a connection, from [`open_connection`](crate::open_connection),
+/// [`open_unix_connection`](crate::open_unix_connection), a server's
+/// handler, or a child's stdin ([`Process`](crate::Process)).
 ///
 /// [`write`](StreamWriter::write) never waits: it sends what the socket
 /// takes and buffers the rest, which the loop sends in the background.
@@ -40,13 +43,49 @@ use crate::io::wait::wait_io;
 /// writer.wait_closed().await.unwrap();
 /// # });
 /// ```
+///
+/// # `futures-io`
+///
+/// It also implements [`futures_io::AsyncWrite`] on the same buffer:
+/// `poll_write` takes bytes up to the high-water mark and then waits until
+/// the loop has sent the buffer down to the low-water mark (back-pressure,
+/// as `drain` applies it); `poll_flush` waits until the buffer is empty;
+/// `poll_close` is [`close`](StreamWriter::close) followed by
+/// [`wait_closed`](StreamWriter::wait_closed) — it closes the whole
+/// connection, as asyncio's `close()` does (use
+/// [`write_eof`](StreamWriter::write_eof) to half-close). Each poll that
+/// waits is a checkpoint: a cancellation comes out as an `io::Error`
+/// wrapping the [`CancelledError`](crate::CancelledError) (see
+/// [`crate::net`] for how a dropped poll's checkpoint carries over). The writer's
+/// own `write` and `close` win over `AsyncWriteExt`'s: call those by their
+/// path.
+///
+/// ```
+/// use futures::io::AsyncWriteExt;
+/// # asyncio::run(async {
+/// # let server = asyncio::start_server(
+/// #     |mut r, w| async move { let line = r.readline().await.unwrap(); w.write(&line); }, "127.0.0.1", 0)
+/// #     .await.unwrap();
+/// # let port = server.local_addrs()[0].port();
+/// let (mut reader, mut writer) = asyncio::open_connection("127.0.0.1", port).await.unwrap();
+/// writer.write_all(b"via AsyncWriteExt\n").await.unwrap();
+/// writer.flush().await.unwrap(); // every byte handed to the OS
+/// assert_eq!(reader.readline().await.unwrap(), b"via AsyncWriteExt\n");
+/// AsyncWriteExt::close(&mut writer).await.unwrap(); // closed, and waited for
+/// # });
+/// ```
 pub struct StreamWriter {
     t: Rc<Transport>,
+    /// The checkpoint of the `futures-io` writes (see `io/wait.rs`).
+    cp: PollCheckpoint,
 }
 
 impl StreamWriter {
     pub(crate) fn new(t: Rc<Transport>) -> StreamWriter {
-        StreamWriter { t }
+        StreamWriter {
+            t,
+            cp: PollCheckpoint::new(),
+        }
     }
 
     /// Sends `data`, buffering what the socket does not take at once. Never
@@ -83,7 +122,8 @@ impl StreamWriter {
     }
 
     /// Shuts down the write side (the peer reads end of file) once the
-    /// buffer is sent; reading goes on.
+    /// buffer is sent; reading goes on. A pipe (a child's stdin), which has
+    /// no half-close, is closed instead.
     pub fn write_eof(&self) {
         self.t.write_eof();
     }
@@ -126,21 +166,54 @@ impl StreamWriter {
         self.t.buffered()
     }
 
-    /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
+    /// The peer's address, for a TCP connection (`None` for a Unix socket
+    /// or a pipe).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.t.peer()
     }
 
-    /// The local address of the connection.
+    /// The local address, for a TCP connection (`None` for a Unix socket
+    /// or a pipe).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.t.local()
+    }
+
+    /// Waits until the connection is closed (for [`Process`](crate::Process)'s
+    /// `communicate`).
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.t.poll_closed(cx)
+    }
+}
+
+impl futures_io::AsyncWrite for StreamWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let t = &this.t;
+        this.cp.poll_io(cx, |cx| t.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let t = &this.t;
+        this.cp.poll_io(cx, |cx| t.poll_flush(cx))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let t = &this.t;
+        t.close();
+        this.cp.poll_io(cx, |cx| t.poll_closed(cx))
     }
 }
 
 impl fmt::Debug for StreamWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamWriter")
-            .field("peer", &self.t.peer())
+            .field("peer", &self.t.name())
             .field("buffered", &self.t.buffered())
             .field("closing", &self.t.is_closing())
             .finish()

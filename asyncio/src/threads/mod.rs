@@ -25,9 +25,11 @@ use crate::runtime::{context, BusyGuard, EventLoop, Loop};
 /// The call is submitted when the future is first awaited. The workers are
 /// the loop's own: a bounded pool (at most `min(32, cpus + 4)` threads, as
 /// Python's default executor), started on demand and stopped when the loop
-/// closes. Unlike `asyncio.run`, closing the loop does not wait for calls
-/// still running: they finish on their threads, and calls still queued are
-/// dropped. The result reaches the loop through the same queue as
+/// closes. As `asyncio.run` does, closing the loop lets the calls still
+/// running finish, drops the calls still queued, and waits for the worker
+/// threads to exit (for at most 300 seconds, as asyncio; a worker still
+/// stuck then is reported and left running). The result reaches the loop
+/// through the same queue as
 /// [`LoopHandle::call_soon_threadsafe`], so callbacks the call scheduled run
 /// before the awaiter resumes.
 ///

@@ -5,12 +5,20 @@
 //! fewer than the bound are running. Workers live until the loop closes;
 //! then each finishes the job it runs, the jobs still queued are dropped
 //! (their awaiters were cancelled when the loop closed), and the workers
-//! exit. Closing the loop does not wait for them (asyncio.run waits for its
-//! default executor; here a thread stuck in a blocking call cannot hang the
-//! close).
+//! exit. Closing the loop waits for them and joins them, as `asyncio.run`
+//! shuts its default executor down — for at most [`JOIN_TIMEOUT`], as
+//! asyncio does; a worker still stuck in a blocking call then is reported
+//! and left running. A close that happens while the thread panics (a
+//! failing test, a panic out of `run`) does not wait.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long closing the loop waits for the workers (asyncio's
+/// `THREAD_JOIN_TIMEOUT`).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A job for a worker. It catches its own panics.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
@@ -25,6 +33,8 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     cond: Condvar,
+    /// Signalled when the last worker exits after shutdown.
+    exited: Condvar,
     max: usize,
 }
 
@@ -35,6 +45,8 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 /// The pool (one per loop, created on the first job).
 pub(crate) struct Pool {
     shared: Arc<Shared>,
+    /// The workers started, to join at shutdown.
+    handles: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The bound on worker threads: Python's `min(32, cpu_count + 4)`.
@@ -54,8 +66,10 @@ impl Pool {
                     shutdown: false,
                 }),
                 cond: Condvar::new(),
+                exited: Condvar::new(),
                 max: max_workers(),
             }),
+            handles: Mutex::new(Vec::new()),
         }
     }
 
@@ -80,7 +94,11 @@ impl Pool {
             let spawned = std::thread::Builder::new()
                 .name(format!("asyncio-worker-{n}"))
                 .spawn(move || worker(&shared));
-            if spawned.is_err() {
+            if let Ok(handle) = spawned {
+                let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+                handles.retain(|h| !h.is_finished());
+                handles.push(handle);
+            } else {
                 // The job waits for a running worker; with none, it is
                 // dropped, and its awaiter is told so (see `ToThread`).
                 let mut st = lock(&self.shared);
@@ -96,7 +114,9 @@ impl Pool {
         }
     }
 
-    /// Stops the workers once their current job is done; drops queued jobs.
+    /// Stops the workers once their current job is done, drops queued
+    /// jobs, and waits for the workers to exit (see the module doc).
+    /// Idempotent.
     pub(crate) fn shutdown(&self) {
         let jobs = {
             let mut st = lock(&self.shared);
@@ -105,6 +125,37 @@ impl Pool {
         };
         self.shared.cond.notify_all();
         drop(jobs);
+        let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()));
+        if handles.is_empty() || std::thread::panicking() {
+            return;
+        }
+        let deadline = Instant::now() + JOIN_TIMEOUT;
+        let mut st = lock(&self.shared);
+        while st.threads > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self
+                .shared
+                .exited
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let stuck = st.threads;
+        drop(st);
+        if stuck > 0 {
+            eprintln!(
+                "asyncio: {stuck} worker thread(s) of to_thread() still running after \
+                 {JOIN_TIMEOUT:?}; the loop closes without them"
+            );
+        }
+        for h in handles {
+            if stuck == 0 || h.is_finished() {
+                let _ = h.join(); // a job's panic was caught in the job
+            }
+        }
     }
 }
 
@@ -121,6 +172,9 @@ fn worker(shared: &Shared) {
             loop {
                 if st.shutdown {
                     st.threads -= 1;
+                    if st.threads == 0 {
+                        shared.exited.notify_all();
+                    }
                     return;
                 }
                 if let Some(job) = st.queue.pop_front() {

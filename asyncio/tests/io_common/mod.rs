@@ -62,3 +62,26 @@ where
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
+
+/// Closes `s` with `SO_LINGER` 0: the kernel sends a reset (RST) instead
+/// of a normal close, and the peer reads `ConnectionReset`.
+pub fn reset(s: std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket descriptor, and a pointer to a `linger` that
+    // lives across the call, with its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
+    drop(s);
+}
