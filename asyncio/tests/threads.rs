@@ -408,3 +408,35 @@ fn closing_the_loop_joins_the_worker_threads() {
         "the worker thread was joined"
     );
 }
+
+#[test]
+fn close_drops_stuck_tasks_before_it_joins_the_workers() {
+    // A worker waits for a channel whose sender only a stuck task holds (it
+    // awaits a foreign future, which no cancellation reaches). Closing must
+    // drop that task's future first, or the join would wait for ever.
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        run(async {
+            let (tx, rx) = mpsc::channel::<()>();
+            let (started_tx, started_rx) = mpsc::channel();
+            let _worker = asyncio::create_task(asyncio::to_thread(move || {
+                started_tx.send(()).unwrap();
+                // Returns once every sender is gone.
+                let _ = rx.recv();
+            }));
+            let _stuck = asyncio::create_task(async move {
+                let _keep = tx;
+                std::future::pending::<()>().await;
+            });
+            asyncio::to_thread(move || started_rx.recv().unwrap())
+                .await
+                .unwrap();
+        });
+        done_tx.send(()).unwrap();
+    });
+    // A hang guard, not a timing assertion: without the fix, close waits
+    // for its full join limit (minutes).
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("closing the loop returned once the stuck task was dropped");
+}

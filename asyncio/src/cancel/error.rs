@@ -106,7 +106,7 @@ impl CancelledError {
         }
     }
 
-    /// The message given to [`Task::cancel_with`](crate::Task::cancel_with),
+    /// The message given to [`TaskRef::cancel_with`](crate::TaskRef::cancel_with),
     /// if any.
     pub fn message(&self) -> Option<&str> {
         self.msg.as_deref()

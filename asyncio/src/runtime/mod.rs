@@ -308,12 +308,14 @@ impl Loop {
 
     /// Drops every task's future and every timer and callback (loop close).
     pub(crate) fn shutdown(&self) {
-        self.close_io();
+        // Futures first: one may hold what a worker thread waits for (a
+        // channel's sender), and closing the I/O joins the workers.
         let tasks = self.tasks.borrow_mut().drain();
         for (_, t) in &tasks {
             t.0.drop_future();
         }
         drop(tasks);
+        self.close_io();
         let timers = self.timers.borrow_mut().clear();
         drop(timers);
         let ready = std::mem::take(&mut *self.ready.borrow_mut());
