@@ -5,17 +5,18 @@
 use super::slab::Slab;
 
 /// A [`Slab`] whose first entry lives inline. Key 0 is the inline slot;
-/// key `k + 1` is slot `k` of the overflow slab.
+/// key `k + 1` is slot `k` of the overflow slab, which is boxed: most
+/// tables never overflow, and every task header holds one.
 pub(crate) struct InlineSlab<T> {
     first: Option<T>,
-    rest: Slab<T>,
+    rest: Option<Box<Slab<T>>>,
 }
 
 impl<T> InlineSlab<T> {
     pub(crate) const fn new() -> Self {
         InlineSlab {
             first: None,
-            rest: Slab::new(),
+            rest: None,
         }
     }
 
@@ -24,49 +25,52 @@ impl<T> InlineSlab<T> {
             self.first = Some(value);
             0
         } else {
-            self.rest.insert(value) + 1
+            self.rest
+                .get_or_insert_with(|| Box::new(Slab::new()))
+                .insert(value)
+                + 1
         }
     }
 
     pub(crate) fn get(&self, key: usize) -> Option<&T> {
         match key {
             0 => self.first.as_ref(),
-            k => self.rest.get(k - 1),
+            k => self.rest.as_ref()?.get(k - 1),
         }
     }
 
     pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
         match key {
             0 => self.first.as_mut(),
-            k => self.rest.get_mut(k - 1),
+            k => self.rest.as_mut()?.get_mut(k - 1),
         }
     }
 
     pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
         match key {
             0 => self.first.take(),
-            k => self.rest.remove(k - 1),
+            k => self.rest.as_mut()?.remove(k - 1),
         }
     }
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
-        self.first
-            .as_mut()
-            .map(|v| (0, v))
-            .into_iter()
-            .chain(self.rest.iter_mut().map(|(k, v)| (k + 1, v)))
+        self.first.as_mut().map(|v| (0, v)).into_iter().chain(
+            self.rest
+                .iter_mut()
+                .flat_map(|r| r.iter_mut().map(|(k, v)| (k + 1, v))),
+        )
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none() && self.rest.is_empty()
+        self.first.is_none() && self.rest.as_ref().is_none_or(|r| r.is_empty())
     }
 
     /// Removes every entry, returning them.
     pub(crate) fn drain(&mut self) -> Vec<T> {
-        if self.rest.is_empty() {
-            return self.first.take().into_iter().collect();
-        }
-        let mut out = self.rest.drain();
+        let mut out = match self.rest.as_mut() {
+            Some(rest) if !rest.is_empty() => rest.drain(),
+            _ => Vec::new(),
+        };
         if let Some(v) = self.first.take() {
             out.insert(0, v);
         }
