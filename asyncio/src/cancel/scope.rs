@@ -138,6 +138,9 @@ struct Delivery {
     zero: bool,
     /// The extra turn of `zero` has been spent.
     relayed: bool,
+    /// The loop turn in which a further request cancelled asyncio's private
+    /// future directly (see [`Checkpoint::relay_once`]).
+    cut: Option<u64>,
 }
 
 /// Something other than a task that an await point can forward a
@@ -224,6 +227,11 @@ impl CpWaker {
             CpWaker::Other(w) => w.clone(),
         }
     }
+}
+
+/// The number of the loop turn running now (0 outside a loop).
+fn current_turn() -> u64 {
+    crate::runtime::context::with_loop(|lp| lp.turn()).unwrap_or(0)
 }
 
 /// A checkpoint of this task that is suspended right now.
@@ -480,11 +488,11 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                         d.forwarded = false;
                         d.relayed = !entry.forward.as_ref().is_some_and(Forward::is_done);
                         forward = false;
-                    } else if d.zero {
+                    } else if d.zero && !d.relayed {
                         // Nothing was forwarded (a shield, a plain future):
                         // the private future is cancelled directly, and the
-                        // caller resumes on the next turn.
-                        d.relayed = true;
+                        // caller resumes on the turn after this one.
+                        d.cut = Some(current_turn());
                     }
                 }
                 None => {
@@ -497,6 +505,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                         forwarded: false,
                         zero: false,
                         relayed: false,
+                        cut: None,
                     }));
                 }
             }
@@ -639,13 +648,17 @@ impl Checkpoint {
         else {
             return false;
         };
-        if d.zero && !d.relayed {
-            d.relayed = true;
-            cx.waker().wake_by_ref();
-            true
-        } else {
-            false
+        if !d.zero || d.relayed {
+            return false;
         }
+        d.relayed = true;
+        if d.cut.is_some_and(|turn| turn < current_turn()) {
+            // The private future was cancelled on an earlier turn: this is
+            // the turn the caller resumes on.
+            return false;
+        }
+        cx.waker().wake_by_ref();
+        true
     }
 
     /// Step 1 of the protocol: `Ready(Some(err))` if a cancellation was
@@ -775,11 +788,15 @@ impl Checkpoint {
             book_push(state.book(&r.scope), &token);
         }
         book_push(&state.books().all_tokens, &token);
-        let zero = taken
-            .iter()
-            .any(|r| r.scope.as_ref().is_some_and(|n| n.zero.get()));
+        let is_zero = |r: &Rc<Request>| r.scope.as_ref().is_some_and(|n| n.zero.get());
+        let zero = taken.iter().any(is_zero);
+        // A zero-timeout wait_for that also takes another pending request
+        // (the task had cancelled itself): asyncio cancels the awaited
+        // future, then the task's pending cancel cancels the private future
+        // it waits on, so it raises on the next turn, with no relay turn.
+        let direct = zero && taken.iter().any(|r| !is_zero(r));
         let wakes_itself = forward.as_ref().is_some_and(ForwardRef::wakes_itself);
-        let accepted = forward.is_some_and(|f| f.cancel(msg));
+        let accepted = forward.is_some_and(|f| f.cancel(msg)) && !direct;
         if let Some(entry) = state.inflight.borrow_mut().get_mut(key) {
             entry.delivery = Some(Box::new(Delivery {
                 token,
@@ -787,9 +804,10 @@ impl Checkpoint {
                 forwarded: accepted,
                 zero,
                 relayed: false,
+                cut: direct.then(current_turn),
             }));
         }
-        if !accepted && !wakes_itself {
+        if !accepted && (!wakes_itself || direct) {
             cx.waker().wake_by_ref();
         }
         Suspended::TookPending

@@ -77,6 +77,8 @@ pub(crate) struct Loop {
     clock: Clock,
     pub(crate) remote: Arc<Remote>,
     current: RefCell<Option<TaskRef>>,
+    /// Turns run so far (zero-timeout `wait_for` compares turns).
+    turn: Cell<u64>,
     handler: Option<ExceptionHandler>,
     /// The reactor and the worker pool, created on first use (idle.rs).
     io: idle::LoopIo,
@@ -98,6 +100,7 @@ impl Loop {
             },
             remote: Arc::new(Remote::new(id)),
             current: RefCell::new(None),
+            turn: Cell::new(0),
             handler,
             io: idle::LoopIo::default(),
         })
@@ -233,8 +236,14 @@ impl Loop {
 
     // ----- running -----
 
+    /// The number of the turn running now (or the last one run).
+    pub(crate) fn turn(&self) -> u64 {
+        self.turn.get()
+    }
+
     /// Runs one turn (see the module doc).
     pub(crate) fn run_once(&self) {
+        self.turn.set(self.turn.get() + 1);
         self.drain_remote();
         self.wait_for_work();
         {
