@@ -296,11 +296,41 @@ impl Loop {
             (_, None) => match &reactor {
                 // Only I/O or another thread can make a task ready now.
                 Some(r) => self.poll_reactor(r, pending().then_some(Duration::ZERO)),
-                None if !pending() => std::thread::park(),
+                None if !pending() => self.park_idle(),
                 None => {}
             },
         }
         self.drain_remote();
+    }
+
+    /// Nothing is ready, no timer is armed and there is no reactor: only
+    /// another thread can wake the loop now. On a virtual clock with no
+    /// worker-thread call in flight that is most likely a deadlock, reported
+    /// after `deadlock_after` of real time (see
+    /// [`RunnerBuilder::deadlock_after`](crate::RunnerBuilder::deadlock_after)).
+    fn park_idle(&self) {
+        let limit = match (&self.clock, self.deadlock_after) {
+            (Clock::Virtual(_), Some(limit)) if !self.io_busy() => limit,
+            _ => return std::thread::park(),
+        };
+        let start = Instant::now();
+        while !self.remote.pending.load(Ordering::Acquire) {
+            let waited = start.elapsed();
+            if waited >= limit {
+                let mut waiting: Vec<String> = self.all_tasks().iter().map(|t| t.name()).collect();
+                if waiting.is_empty() {
+                    waiting.push("(none)".to_string());
+                }
+                panic!(
+                    "asyncio: deadlock: the virtual-time loop has no task ready, no timer \
+                     armed and no I/O or worker thread in flight, and nothing woke it for \
+                     {limit:?}; tasks still waiting: {} (RunnerBuilder::deadlock_after \
+                     sets the limit)",
+                    waiting.join(", ")
+                );
+            }
+            std::thread::park_timeout(limit - waited);
+        }
     }
 
     /// Loop close: refuses further wakes from other threads, drops what

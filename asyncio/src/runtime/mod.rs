@@ -28,7 +28,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use handle::{get_running_loop, EventLoop, Handle, NoRunningLoop, TimerHandle};
 pub(crate) use idle::{BusyGuard, Remote};
@@ -79,13 +79,20 @@ pub(crate) struct Loop {
     current: RefCell<Option<TaskRef>>,
     /// Turns run so far (zero-timeout `wait_for` compares turns).
     turn: Cell<u64>,
+    /// Virtual clock only: how long the loop may sit with nothing able to
+    /// wake it before it reports a deadlock (idle.rs).
+    deadlock_after: Option<Duration>,
     handler: Option<ExceptionHandler>,
     /// The reactor and the worker pool, created on first use (idle.rs).
     io: idle::LoopIo,
 }
 
 impl Loop {
-    pub(crate) fn new(virtual_time: bool, handler: Option<ExceptionHandler>) -> Rc<Loop> {
+    pub(crate) fn new(
+        virtual_time: bool,
+        deadlock_after: Option<Duration>,
+        handler: Option<ExceptionHandler>,
+    ) -> Rc<Loop> {
         let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
         Rc::new(Loop {
             id,
@@ -101,6 +108,7 @@ impl Loop {
             remote: Arc::new(Remote::new(id)),
             current: RefCell::new(None),
             turn: Cell::new(0),
+            deadlock_after,
             handler,
             io: idle::LoopIo::default(),
         })

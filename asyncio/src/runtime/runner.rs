@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::{context, ExceptionHandler, Loop};
 use crate::task::Outcome;
@@ -28,10 +29,20 @@ impl fmt::Display for ExceptionContext {
 }
 
 /// Options for a [`Runner`].
-#[derive(Default)]
 pub struct RunnerBuilder {
     virtual_time: bool,
+    deadlock_after: Option<Duration>,
     handler: Option<ExceptionHandler>,
+}
+
+impl Default for RunnerBuilder {
+    fn default() -> Self {
+        RunnerBuilder {
+            virtual_time: false,
+            deadlock_after: Some(Duration::from_secs(10)),
+            handler: None,
+        }
+    }
 }
 
 impl RunnerBuilder {
@@ -40,6 +51,32 @@ impl RunnerBuilder {
     /// microseconds and gives the same answer on every run.
     pub fn virtual_time(mut self, on: bool) -> Self {
         self.virtual_time = on;
+        self
+    }
+
+    /// On a virtual clock, how long (in real time) the loop may sit with no
+    /// task ready, no timer armed, no I/O or worker thread in flight and no
+    /// wake from another thread before it panics with a deadlock report
+    /// naming the tasks still waiting. Default: 10 seconds; `None` waits for
+    /// ever, as a real-clock loop always does (only another thread could
+    /// still wake it). A test that deadlocks then fails instead of hanging.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let deadlocked = std::panic::catch_unwind(|| {
+    ///     let mut runner = asyncio::Runner::builder()
+    ///         .virtual_time(true)
+    ///         .deadlock_after(Some(Duration::from_millis(10)))
+    ///         .build();
+    ///     runner.run(async {
+    ///         let never = asyncio::Event::new();
+    ///         never.wait().await.unwrap(); // nobody will set it
+    ///     });
+    /// });
+    /// assert!(deadlocked.is_err());
+    /// ```
+    pub fn deadlock_after(mut self, limit: Option<Duration>) -> Self {
+        self.deadlock_after = limit;
         self
     }
 
@@ -52,7 +89,7 @@ impl RunnerBuilder {
     /// Creates the runner and its loop.
     pub fn build(self) -> Runner {
         Runner {
-            lp: Loop::new(self.virtual_time, self.handler),
+            lp: Loop::new(self.virtual_time, self.deadlock_after, self.handler),
             closed: false,
         }
     }
