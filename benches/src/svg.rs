@@ -31,7 +31,7 @@ pub fn chart(report: &Report) -> String {
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="10" y="26" font-size="16" font-weight="bold">asyncio-rs time (or memory) / fastest of tokio and smol</text>"#
+        r#"<text x="10" y="26" font-size="16" font-weight="bold">asyncio-rs time (or memory, latency) / best of tokio and smol</text>"#
     );
     let _ = writeln!(
         s,
