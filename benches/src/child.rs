@@ -5,7 +5,7 @@ use std::env;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use crate::harness::{RunError, RunResult};
+use crate::harness::{Latency, RunError, RunResult};
 use crate::rt::Runtime;
 use crate::workload::Workload;
 
@@ -37,16 +37,26 @@ fn parse(line: &str) -> Option<Result<RunResult, RunError>> {
     let elapsed = Duration::from_nanos(fields.next()?.parse().ok()?);
     let checksum = fields.next()?.parse().ok()?;
     let peak_bytes = fields.next()?.parse().ok();
+    let latency = parse_latency(&mut fields);
     Some(Ok(RunResult {
         elapsed,
         checksum,
         peak_bytes,
+        latency,
     }))
 }
 
+/// The optional `<p50 ns> <p99 ns>` fields at the end of a reply line.
+pub fn parse_latency<'a>(fields: &mut impl Iterator<Item = &'a str>) -> Option<Latency> {
+    let p50 = Duration::from_nanos(fields.next()?.parse().ok()?);
+    let p99 = Duration::from_nanos(fields.next()?.parse().ok()?);
+    Some(Latency { p50, p99 })
+}
+
 /// The child's entry point; `args` are those after [`FLAG`]: runtime key,
-/// workload name, size. Prints `ok <elapsed ns> <checksum> <peak bytes or ->`
-/// or `unsupported <note>`.
+/// workload name, size. Prints `ok <elapsed ns> <checksum> <peak bytes or ->`,
+/// followed by `<p50 ns> <p99 ns>` where latency was measured, or
+/// `unsupported <note>`.
 pub fn main(args: &[String]) -> ExitCode {
     let rt = args.first().and_then(|k| Runtime::parse(k));
     let w = args
@@ -60,7 +70,10 @@ pub fn main(args: &[String]) -> ExitCode {
     match rt.run(w, n) {
         Ok(r) => {
             let peak = r.peak_bytes.map_or("-".to_string(), |b| b.to_string());
-            println!("ok {} {} {peak}", r.elapsed.as_nanos(), r.checksum);
+            let latency = r.latency.map_or(String::new(), |l| {
+                format!(" {} {}", l.p50.as_nanos(), l.p99.as_nanos())
+            });
+            println!("ok {} {} {peak}{latency}", r.elapsed.as_nanos(), r.checksum);
             ExitCode::SUCCESS
         }
         Err(RunError::Unsupported(note)) => {

@@ -1,11 +1,13 @@
 //! Runs the same workloads on CPython's asyncio via `asyncio_bench.py`.
 //!
 //! The script prints one line per measured run:
-//! `BENCH <workload> <elapsed ns> <checksum> <peak bytes or ->`.
+//! `BENCH <workload> <elapsed ns> <checksum> <peak bytes or ->`, followed by
+//! `<p50 ns> <p99 ns>` for the echo workloads.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::child;
 use crate::harness::{self, RunResult};
 use crate::workload::Workload;
 
@@ -47,12 +49,7 @@ pub fn run(w: Workload, n: usize, runs: usize, warmup: bool) -> Result<Vec<RunRe
         };
         let r = parse(rest, w).ok_or_else(|| format!("unreadable line {line:?}"))?;
         harness::check("cpython", w, n, r.checksum)?;
-        eprintln!(
-            "   {:<9} run:   {:>10.1} {}",
-            "cpython",
-            harness::per_op_ns(w, n, r.elapsed),
-            w.unit()
-        );
+        eprintln!("   {:<9} run:   {}", "cpython", harness::describe(w, n, &r));
         results.push(r);
     }
     if results.len() != runs {
@@ -70,9 +67,11 @@ fn parse(rest: &str, w: Workload) -> Option<RunResult> {
     let elapsed = Duration::from_nanos(fields.next()?.parse().ok()?);
     let checksum = fields.next()?.parse().ok()?;
     let peak_bytes = fields.next()?.parse().ok();
+    let latency = child::parse_latency(&mut fields);
     Some(RunResult {
         elapsed,
         checksum,
         peak_bytes,
+        latency,
     })
 }

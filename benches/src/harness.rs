@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::child;
 use crate::cpython::{self, Python};
+use crate::fd_limit;
 use crate::proc_status;
 use crate::report::{Cell, Column, Metric, Report, Row};
 use crate::rt::Runtime;
@@ -20,6 +21,8 @@ pub struct RunResult {
     pub checksum: u64,
     /// Peak resident memory growth during the run, where measured.
     pub peak_bytes: Option<u64>,
+    /// Round-trip latency percentiles, for the echo workloads.
+    pub latency: Option<Latency>,
 }
 
 impl RunResult {
@@ -29,13 +32,47 @@ impl RunResult {
             elapsed,
             checksum,
             peak_bytes: None,
+            latency: None,
         }
+    }
+
+    /// Adds the percentiles of the round-trip times `samples_ns` (nanoseconds).
+    pub fn with_latency(mut self, samples_ns: Vec<u64>) -> RunResult {
+        self.latency = Latency::of(samples_ns);
+        self
     }
 
     /// Adds the growth of peak RSS over `base_rss` (taken before spawning).
     pub fn with_peak(mut self, base_rss: u64) -> RunResult {
         self.peak_bytes = Some(proc_status::peak_rss_bytes().saturating_sub(base_rss));
         self
+    }
+}
+
+/// Round-trip latency percentiles of one run.
+#[derive(Clone, Copy, Debug)]
+pub struct Latency {
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+}
+
+impl Latency {
+    /// Nearest-rank percentiles of `samples_ns`; `None` when there are none.
+    pub fn of(mut samples_ns: Vec<u64>) -> Option<Latency> {
+        if samples_ns.is_empty() {
+            return None;
+        }
+        samples_ns.sort_unstable();
+        let rank = |pct: usize| {
+            let rank = (samples_ns.len() * pct).div_ceil(100).max(1);
+            Duration::from_nanos(samples_ns[rank - 1])
+        };
+        Some(Latency {
+            p50: rank(50),
+            p99: rank(99),
+        })
     }
 }
 
@@ -74,6 +111,10 @@ pub fn run_all(cfg: &Config) -> Result<Report, String> {
     for &w in &cfg.workloads {
         let n = w.size(cfg.divisor);
         eprintln!("== {} (n = {n})", w.name());
+        if let Some(conns) = w.echo_conns() {
+            // Both ends of every connection, plus the listener and the rest.
+            fd_limit::ensure(2 * conns as u64 + 64)?;
+        }
         let mut samples = bench_rust(cfg, w, n)?;
         let py = match &cfg.python {
             Ok(_) => Ok(cpython::run(w, n, cfg.runs.min(CPYTHON_RUNS), false)?),
@@ -103,8 +144,7 @@ fn bench_rust(cfg: &Config, w: Workload, n: usize) -> Result<Samples, String> {
             match result {
                 Ok(r) => {
                     check(rt.key(), w, n, r.checksum)?;
-                    let ns = per_op_ns(w, n, r.elapsed);
-                    eprintln!("   {:<9} run {round}: {ns:>10.1} {}", rt.key(), w.unit());
+                    eprintln!("   {:<9} run {round}: {}", rt.key(), describe(w, n, &r));
                     if round >= warmup {
                         runs.push(r);
                     }
@@ -124,8 +164,26 @@ fn bench_rust(cfg: &Config, w: Workload, n: usize) -> Result<Samples, String> {
         .collect())
 }
 
-/// Turns the samples of `w` into its table rows: time, and memory where measured.
+/// One run's figures for the progress log: time per op, and latency where measured.
+pub fn describe(w: Workload, n: usize, r: &RunResult) -> String {
+    let mut line = format!("{:>10.1} {}", per_op_ns(w, n, r.elapsed), w.unit());
+    if let Some(lat) = r.latency {
+        line += &format!(
+            ", {:.0} req/s, p50 {:.1} us, p99 {:.1} us",
+            per_second(w, n, r.elapsed),
+            micros(lat.p50),
+            micros(lat.p99)
+        );
+    }
+    line
+}
+
+/// Turns the samples of `w` into its table rows: time, and memory where
+/// measured; throughput and latency for the echo workloads.
 fn rows(w: Workload, n: usize, samples: &Samples) -> Vec<Row> {
+    if w.echo_conns().is_some() {
+        return echo_rows(w, n, samples);
+    }
     let mut time = Row::new(w, Metric::Time);
     let mut mem = Row::new(w, Metric::Memory);
     for (col, runs) in samples {
@@ -159,6 +217,40 @@ fn rows(w: Workload, n: usize, samples: &Samples) -> Vec<Row> {
     }
 }
 
+/// The rows of an echo workload: requests per second, p50 and p99 latency.
+fn echo_rows(w: Workload, n: usize, samples: &Samples) -> Vec<Row> {
+    let mut rows = [Metric::Throughput, Metric::P50, Metric::P99].map(|m| Row::new(w, m));
+    for (col, runs) in samples {
+        let runs = match runs {
+            Ok(runs) if !runs.is_empty() => runs,
+            other => {
+                let note = other.as_ref().err().map_or("no runs", String::as_str);
+                for row in &mut rows {
+                    row.cells.push((*col, Cell::Missing(note.to_string())));
+                }
+                continue;
+            }
+        };
+        for row in &mut rows {
+            let figures: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| match row.metric {
+                    Metric::Throughput => Some(per_second(w, n, r.elapsed)),
+                    Metric::P50 => r.latency.map(|l| micros(l.p50)),
+                    _ => r.latency.map(|l| micros(l.p99)),
+                })
+                .collect();
+            let cell = if figures.is_empty() {
+                Cell::Missing("no latency figure".into())
+            } else {
+                Cell::Value(median(figures))
+            };
+            row.cells.push((*col, cell));
+        }
+    }
+    rows.into()
+}
+
 /// Fails unless `checksum` is what a correct run of `w` with size `n` reports.
 pub fn check(who: &str, w: Workload, n: usize, checksum: u64) -> Result<(), String> {
     let expected = w.expected(n);
@@ -175,6 +267,16 @@ pub fn check(who: &str, w: Workload, n: usize, checksum: u64) -> Result<(), Stri
 /// Nanoseconds per operation, after taking off the workload's fixed floor.
 pub fn per_op_ns(w: Workload, n: usize, elapsed: Duration) -> f64 {
     elapsed.saturating_sub(w.floor()).as_nanos() as f64 / w.ops(n) as f64
+}
+
+/// Operations per second.
+pub fn per_second(w: Workload, n: usize, elapsed: Duration) -> f64 {
+    w.ops(n) as f64 / elapsed.saturating_sub(w.floor()).as_secs_f64()
+}
+
+/// A duration in microseconds.
+pub fn micros(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1000.0
 }
 
 /// The median (mean of the middle two for an even count).

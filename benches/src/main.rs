@@ -5,6 +5,7 @@
 
 mod child;
 mod cpython;
+mod fd_limit;
 mod harness;
 mod proc_status;
 mod report;
@@ -20,7 +21,8 @@ use harness::Config;
 use workload::Workload;
 
 const USAGE: &str = "usage: asyncio-benches [WORKLOAD...] [--quick] [--no-python] [--svg PATH]
-workloads: spawn sleepers timeout_ok cancel pingpong lock yield (default: all)
+workloads: spawn sleepers timeout_ok cancel pingpong lock yield echo (default: all)
+  echo         TCP echo with 1, 64 and 1000 connections (or one: echo_1 echo_64 echo_1000)
   --quick      sizes / 100, one run, no warm-up: a smoke test (checksums still verified)
   --no-python  skip the CPython column
   --svg PATH   where to write the chart (default: <target dir>/bench.svg)";

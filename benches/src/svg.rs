@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::report::Report;
 
-const WIDTH: f64 = 760.0;
+const WIDTH: f64 = 860.0;
 const LABEL_W: f64 = 190.0;
 const PLOT_W: f64 = 480.0;
 const ROW_H: f64 = 30.0;
@@ -15,7 +15,7 @@ pub fn chart(report: &Report) -> String {
     let ratios: Vec<(String, Option<f64>)> = report
         .rows
         .iter()
-        .map(|r| (r.label(), r.vs_peers()))
+        .map(|r| (r.label(), r.cost_vs_peers()))
         .collect();
     // Log scale around parity, so 2x slower and 2x faster are the same length.
     let known = || ratios.iter().filter_map(|(_, r)| *r);
@@ -31,11 +31,11 @@ pub fn chart(report: &Report) -> String {
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="10" y="26" font-size="16" font-weight="bold">asyncio-rs time (or memory) / fastest of tokio and smol</text>"#
+        r#"<text x="10" y="26" font-size="16" font-weight="bold">asyncio-rs time (or memory, latency) / best of tokio and smol</text>"#
     );
     let _ = writeln!(
         s,
-        r##"<text x="10" y="46" fill="#555">median per row, log scale; lower is better; the dashed line marks parity</text>"##
+        r##"<text x="10" y="46" fill="#555">median per row, log scale; lower is better (req/s rows inverted: best peer / asyncio); the dashed line marks parity</text>"##
     );
     for (i, (label, ratio)) in ratios.iter().enumerate() {
         let y = TOP + ROW_H * i as f64;

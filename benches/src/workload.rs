@@ -10,6 +10,12 @@ pub const LONG: Duration = Duration::from_secs(10);
 pub const YIELDS_PER_TASK: u64 = 100;
 /// How many tasks contend the lock in the `lock` workload.
 pub const LOCK_TASKS: u64 = 4;
+/// Bytes of each echo request (and of its reply).
+pub const ECHO_MSG: usize = 64;
+/// The echo server's read buffer.
+pub const ECHO_BUF: usize = 1024;
+/// Round trips of an echo run at full size, over all its connections.
+pub const ECHO_ROUND_TRIPS: usize = 100_000;
 
 /// One measured thing; `TimeoutBare` is the control for `TimeoutOk`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -31,11 +37,18 @@ pub enum Workload {
     Lock,
     /// N tasks each yielding [`YIELDS_PER_TASK`] times.
     Yield,
+    /// TCP echo over loopback on one thread, one client connection: N round
+    /// trips of [`ECHO_MSG`] bytes in all, each timed.
+    Echo1,
+    /// [`Workload::Echo1`] with 64 concurrent connections.
+    Echo64,
+    /// [`Workload::Echo1`] with 1,000 concurrent connections.
+    Echo1000,
 }
 
 impl Workload {
     /// Every workload, in table order.
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 11] = [
         Workload::Spawn,
         Workload::Sleepers,
         Workload::TimeoutOk,
@@ -44,6 +57,9 @@ impl Workload {
         Workload::PingPong,
         Workload::Lock,
         Workload::Yield,
+        Workload::Echo1,
+        Workload::Echo64,
+        Workload::Echo1000,
     ];
 
     /// The name used on the command line, in the Python script and in the table.
@@ -57,10 +73,14 @@ impl Workload {
             Workload::PingPong => "pingpong",
             Workload::Lock => "lock",
             Workload::Yield => "yield",
+            Workload::Echo1 => "echo_1",
+            Workload::Echo64 => "echo_64",
+            Workload::Echo1000 => "echo_1000",
         }
     }
 
-    /// Parses a command-line name; `timeout_ok` brings its bare control along.
+    /// Parses a command-line name; `timeout_ok` brings its bare control along,
+    /// `echo` means every connection count.
     pub fn parse(name: &str) -> Option<&'static [Workload]> {
         Some(match name {
             "spawn" => &[Workload::Spawn],
@@ -71,6 +91,10 @@ impl Workload {
             "pingpong" => &[Workload::PingPong],
             "lock" => &[Workload::Lock],
             "yield" => &[Workload::Yield],
+            "echo" => &[Workload::Echo1, Workload::Echo64, Workload::Echo1000],
+            "echo_1" => &[Workload::Echo1],
+            "echo_64" => &[Workload::Echo64],
+            "echo_1000" => &[Workload::Echo1000],
             _ => return None,
         })
     }
@@ -79,6 +103,7 @@ impl Workload {
     pub fn size(self, divisor: usize) -> usize {
         let full = match self {
             Workload::Yield => 10_000,
+            Workload::Echo1 | Workload::Echo64 | Workload::Echo1000 => ECHO_ROUND_TRIPS,
             _ => 1_000_000,
         };
         full / divisor
@@ -98,7 +123,9 @@ impl Workload {
             Workload::Spawn | Workload::Sleepers | Workload::Cancel => "ns/task",
             Workload::TimeoutOk => "ns/wait_for",
             Workload::TimeoutBare => "ns/iter",
-            Workload::PingPong => "ns/round trip",
+            Workload::PingPong | Workload::Echo1 | Workload::Echo64 | Workload::Echo1000 => {
+                "ns/round trip"
+            }
             Workload::Lock => "ns/hand-off",
             Workload::Yield => "ns/yield",
         }
@@ -107,6 +134,16 @@ impl Workload {
     /// Whether each run happens in a child process (to measure its peak memory).
     pub fn in_child(self) -> bool {
         self == Workload::Sleepers
+    }
+
+    /// The number of client connections of an echo workload.
+    pub fn echo_conns(self) -> Option<usize> {
+        match self {
+            Workload::Echo1 => Some(1),
+            Workload::Echo64 => Some(64),
+            Workload::Echo1000 => Some(1000),
+            _ => None,
+        }
     }
 
     /// The time not attributable to the runtime (the sleep itself for `sleepers`).
@@ -123,9 +160,38 @@ impl Workload {
         match self {
             Workload::Cancel => n,
             Workload::PingPong => (0..n).map(echo_value).sum(),
+            Workload::Echo1 | Workload::Echo64 | Workload::Echo1000 => {
+                (0..n).map(|i| echo_checksum(&echo_message(i))).sum()
+            }
             _ => (0..n).map(task_value).sum(),
         }
     }
+}
+
+/// Echo request `i` (client `c` of `conns` sends `c`, `c + conns`, `c + 2 * conns`…):
+/// `i` little-endian, then the bytes `i`, `i + 1`, … modulo 256.
+pub fn echo_message(i: u64) -> [u8; ECHO_MSG] {
+    let mut msg = [0u8; ECHO_MSG];
+    msg[..8].copy_from_slice(&i.to_le_bytes());
+    for (k, b) in msg[8..].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_add(k as u8);
+    }
+    msg
+}
+
+/// Checks that `reply` is `sent` come back; returns what it adds to the checksum.
+pub fn echo_verify(reply: &[u8], sent: &[u8]) -> std::io::Result<u64> {
+    if reply != sent {
+        return Err(std::io::Error::other("the echo differs from the request"));
+    }
+    Ok(echo_checksum(reply))
+}
+
+/// What an echoed message adds to the checksum: its index plus its byte sum.
+pub fn echo_checksum(msg: &[u8]) -> u64 {
+    let mut index = [0u8; 8];
+    index.copy_from_slice(&msg[..8]);
+    u64::from_le_bytes(index) + msg.iter().map(|&b| u64::from(b)).sum::<u64>()
 }
 
 /// The value task (or iteration) `i` produces; summed into the checksum.
@@ -135,8 +201,14 @@ pub fn task_value(i: u64) -> u64 {
 
 /// How many times task `t` of the `lock` workload takes the lock, out of `n`.
 pub fn lock_share(n: usize, t: u64) -> u64 {
+    share(n, LOCK_TASKS, t)
+}
+
+/// Part `t` of `n` split into `parts` near-equal parts: how many of `0..n`
+/// are congruent to `t` modulo `parts`.
+pub fn share(n: usize, parts: u64, t: u64) -> u64 {
     let n = n as u64;
-    n / LOCK_TASKS + u64::from(t < n % LOCK_TASKS)
+    n / parts + u64::from(t < n % parts)
 }
 
 /// The echo task's reply to message `i` in `pingpong`.

@@ -2,13 +2,16 @@
 //!
 //! A yield is `asyncio::sleep(Duration::ZERO)`, as `await asyncio.sleep(0)` in
 //! Python. Task bodies that can be cancelled propagate the `CancelledError`
-//! with `?`, so that a cancelled task ends cancelled.
+//! with `?`, so that a cancelled task ends cancelled. The echo workloads
+//! use `asyncio::net`'s `TcpListener` and `TcpStream`.
 
 use std::cell::Cell;
 use std::future::Future;
+use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use asyncio::net::{TcpListener, TcpStream};
 use asyncio::{
     create_task, sleep, wait_for, CancelledError, GetError, Lock, PutError, Queue, Runner, Task,
 };
@@ -16,11 +19,15 @@ use asyncio::{
 use crate::harness::{RunError, RunResult};
 use crate::proc_status;
 use crate::workload::{
-    echo_value, lock_share, task_value, Workload, LOCK_TASKS, LONG, SLEEP, YIELDS_PER_TASK,
+    echo_message, echo_value, echo_verify, lock_share, share, task_value, Workload, ECHO_BUF,
+    ECHO_MSG, LOCK_TASKS, LONG, SLEEP, YIELDS_PER_TASK,
 };
 
 /// Runs workload `w` of size `n` on a fresh `asyncio::Runner`.
 pub fn run(w: Workload, n: usize) -> Result<RunResult, RunError> {
+    if let Some(conns) = w.echo_conns() {
+        return block_on(echo(conns, n)).map_err(|e| RunError::Failed(e.to_string()));
+    }
     Ok(match w {
         Workload::Spawn => block_on(spawn_all(n)),
         Workload::Sleepers => block_on(sleepers(n)),
@@ -30,6 +37,7 @@ pub fn run(w: Workload, n: usize) -> Result<RunResult, RunError> {
         Workload::PingPong => block_on(pingpong(n)),
         Workload::Lock => block_on(lock(n)),
         Workload::Yield => block_on(yielders(n)),
+        Workload::Echo1 | Workload::Echo64 | Workload::Echo1000 => unreachable!("run above"),
     })
 }
 
@@ -198,4 +206,75 @@ async fn yielders(n: usize) -> RunResult {
     }
     let sum = reap(tasks).await;
     RunResult::new(start.elapsed(), sum)
+}
+
+/// `conns` loopback connections, each served by an echo task, set up before
+/// the clock starts; then one client task per connection does its share of
+/// the `n` round trips.
+async fn echo(conns: usize, n: usize) -> io::Result<RunResult> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let mut clients = Vec::with_capacity(conns);
+    let mut servers = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let client = TcpStream::connect(addr).await?;
+        let (conn, _) = listener.accept().await?;
+        client.set_nodelay(true)?;
+        conn.set_nodelay(true)?;
+        servers.push(create_task(echo_server(conn)));
+        clients.push(client);
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..)
+        .zip(clients)
+        .map(|(c, conn)| create_task(echo_client(conn, c, conns as u64, n)))
+        .collect();
+    let mut sum = 0;
+    let mut times = Vec::with_capacity(n);
+    for t in tasks {
+        let (part, part_times) = t.flatten().await?;
+        sum += part;
+        times.extend(part_times);
+    }
+    let elapsed = start.elapsed();
+    for s in servers {
+        s.flatten().await?; // each ends when its client's stream is dropped
+    }
+    Ok(RunResult::new(elapsed, sum).with_latency(times))
+}
+
+/// Writes back whatever arrives until the peer closes.
+async fn echo_server(conn: TcpStream) -> io::Result<()> {
+    let mut buf = [0u8; ECHO_BUF];
+    loop {
+        let got = conn.read(&mut buf).await?;
+        if got == 0 {
+            return Ok(());
+        }
+        conn.write_all(&buf[..got]).await?;
+    }
+}
+
+/// Client `c` of `conns`: sends its requests one at a time, each after the
+/// previous echo came back whole; returns its checksum and round-trip times.
+async fn echo_client(conn: TcpStream, c: u64, conns: u64, n: usize) -> io::Result<(u64, Vec<u64>)> {
+    let rounds = share(n, conns, c);
+    let mut sum = 0;
+    let mut times = Vec::with_capacity(rounds as usize);
+    let mut reply = [0u8; ECHO_MSG];
+    for k in 0..rounds {
+        let msg = echo_message(c + conns * k);
+        let sent = Instant::now();
+        conn.write_all(&msg).await?;
+        let mut got = 0;
+        while got < ECHO_MSG {
+            match conn.read(&mut reply[got..]).await? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                r => got += r,
+            }
+        }
+        times.push(sent.elapsed().as_nanos() as u64);
+        sum += echo_verify(&reply, &msg)?;
+    }
+    Ok((sum, times))
 }

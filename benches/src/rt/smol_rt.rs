@@ -1,27 +1,35 @@
 //! The workloads on smol's parts: an `async_executor::LocalExecutor` driven by
 //! `async_io::block_on`, `async_io::Timer` timers, `async_channel` queues and
-//! `async_lock` locks (what `smol::lock` re-exports).
+//! `async_lock` locks (what `smol::lock` re-exports). The echo workloads use
+//! `async_io::Async<std::net::TcpStream>` (what `smol::net` wraps).
 
 use std::cell::Cell;
 use std::future::Future;
+use std::io;
+use std::net::{TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::Instant;
 
 use async_executor::{LocalExecutor, Task};
-use async_io::Timer;
+use async_io::{Async, Timer};
 use async_lock::Mutex;
 use futures_lite::future::{self, yield_now};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{RunError, RunResult};
 use crate::proc_status;
 use crate::workload::{
-    echo_value, lock_share, task_value, Workload, LOCK_TASKS, LONG, SLEEP, YIELDS_PER_TASK,
+    echo_message, echo_value, echo_verify, lock_share, share, task_value, Workload, ECHO_BUF,
+    ECHO_MSG, LOCK_TASKS, LONG, SLEEP, YIELDS_PER_TASK,
 };
 
 type Exec = Rc<LocalExecutor<'static>>;
 
 /// Runs workload `w` of size `n` on a fresh executor.
 pub fn run(w: Workload, n: usize) -> Result<RunResult, RunError> {
+    if let Some(conns) = w.echo_conns() {
+        return block_on(|ex| echo(ex, conns, n)).map_err(|e| RunError::Failed(e.to_string()));
+    }
     Ok(match w {
         Workload::Spawn => block_on(|ex| spawn_all(ex, n)),
         Workload::Sleepers => block_on(|ex| sleepers(ex, n)),
@@ -31,6 +39,7 @@ pub fn run(w: Workload, n: usize) -> Result<RunResult, RunError> {
         Workload::PingPong => block_on(|ex| pingpong(ex, n)),
         Workload::Lock => block_on(|ex| lock(ex, n)),
         Workload::Yield => block_on(|ex| yielders(ex, n)),
+        Workload::Echo1 | Workload::Echo64 | Workload::Echo1000 => unreachable!("run above"),
     })
 }
 
@@ -196,4 +205,80 @@ async fn yielders(ex: Exec, n: usize) -> RunResult {
     }
     let sum = reap(tasks).await;
     RunResult::new(start.elapsed(), sum)
+}
+
+/// `conns` loopback connections, each served by an echo task, set up before
+/// the clock starts; then one client task per connection does its share of
+/// the `n` round trips.
+async fn echo(ex: Exec, conns: usize, n: usize) -> io::Result<RunResult> {
+    let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0))?;
+    let addr = listener.get_ref().local_addr()?;
+    let mut clients = Vec::with_capacity(conns);
+    let mut servers = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let client = Async::<TcpStream>::connect(addr).await?;
+        let (conn, _) = listener.accept().await?;
+        client.get_ref().set_nodelay(true)?;
+        conn.get_ref().set_nodelay(true)?;
+        servers.push(ex.spawn(echo_server(conn)));
+        clients.push(client);
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..)
+        .zip(clients)
+        .map(|(c, conn)| ex.spawn(echo_client(conn, c, conns as u64, n)))
+        .collect();
+    let mut sum = 0;
+    let mut times = Vec::with_capacity(n);
+    for t in tasks {
+        let (part, part_times) = t.await?;
+        sum += part;
+        times.extend(part_times);
+    }
+    let elapsed = start.elapsed();
+    for s in servers {
+        s.await?; // each ends when its client's stream is dropped
+    }
+    Ok(RunResult::new(elapsed, sum).with_latency(times))
+}
+
+/// Writes back whatever arrives until the peer closes.
+async fn echo_server(mut conn: Async<TcpStream>) -> io::Result<()> {
+    let mut buf = [0u8; ECHO_BUF];
+    loop {
+        let got = conn.read(&mut buf).await?;
+        if got == 0 {
+            return Ok(());
+        }
+        conn.write_all(&buf[..got]).await?;
+    }
+}
+
+/// Client `c` of `conns`: sends its requests one at a time, each after the
+/// previous echo came back whole; returns its checksum and round-trip times.
+async fn echo_client(
+    mut conn: Async<TcpStream>,
+    c: u64,
+    conns: u64,
+    n: usize,
+) -> io::Result<(u64, Vec<u64>)> {
+    let rounds = share(n, conns, c);
+    let mut sum = 0;
+    let mut times = Vec::with_capacity(rounds as usize);
+    let mut reply = [0u8; ECHO_MSG];
+    for k in 0..rounds {
+        let msg = echo_message(c + conns * k);
+        let sent = Instant::now();
+        conn.write_all(&msg).await?;
+        let mut got = 0;
+        while got < ECHO_MSG {
+            match conn.read(&mut reply[got..]).await? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                r => got += r,
+            }
+        }
+        times.push(sent.elapsed().as_nanos() as u64);
+        sum += echo_verify(&reply, &msg)?;
+    }
+    Ok((sum, times))
 }

@@ -1,11 +1,16 @@
 //! The workloads on tokio: the current-thread runtime with a `LocalSet`, and
 //! the multi-thread runtime (whose benchmark body runs as a task on a worker).
+//! The echo workloads run on the current-thread runtime only (one thread),
+//! with `tokio::net`'s `TcpListener` and `TcpStream`.
 
 use std::future::Future;
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Builder;
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::{yield_now, JoinHandle, LocalSet};
@@ -14,7 +19,8 @@ use tokio::time::{sleep, timeout};
 use crate::harness::{RunError, RunResult};
 use crate::proc_status;
 use crate::workload::{
-    echo_value, lock_share, task_value, Workload, LOCK_TASKS, LONG, SLEEP, YIELDS_PER_TASK,
+    echo_message, echo_value, echo_verify, lock_share, share, task_value, Workload, ECHO_BUF,
+    ECHO_MSG, LOCK_TASKS, LONG, SLEEP, YIELDS_PER_TASK,
 };
 
 /// Which tokio runtime to use.
@@ -28,6 +34,16 @@ pub enum Flavor {
 
 /// Runs workload `w` of size `n` on a fresh runtime of the given flavor.
 pub fn run(flavor: Flavor, w: Workload, n: usize) -> Result<RunResult, RunError> {
+    if let Some(conns) = w.echo_conns() {
+        return match flavor {
+            Flavor::Local => {
+                block_on_net(echo(conns, n)).map_err(|e| RunError::Failed(e.to_string()))
+            }
+            Flavor::Multi => Err(RunError::Unsupported(
+                "the echo workloads run on one thread".into(),
+            )),
+        };
+    }
     Ok(match w {
         Workload::Spawn => block_on(flavor, spawn_all(flavor, n)),
         Workload::Sleepers => block_on(flavor, sleepers(flavor, n)),
@@ -37,6 +53,7 @@ pub fn run(flavor: Flavor, w: Workload, n: usize) -> Result<RunResult, RunError>
         Workload::PingPong => block_on(flavor, pingpong(flavor, n)),
         Workload::Lock => block_on(flavor, lock(flavor, n)),
         Workload::Yield => block_on(flavor, yielders(flavor, n)),
+        Workload::Echo1 | Workload::Echo64 | Workload::Echo1000 => unreachable!("run above"),
     })
 }
 
@@ -57,6 +74,16 @@ where
                 .expect("benchmark body panicked")
         }
     }
+}
+
+/// [`block_on`] on the current-thread runtime, with the I/O driver enabled
+/// (only the echo workloads have it, so the others run as before).
+fn block_on_net<F: Future>(body: F) -> F::Output {
+    let rt = Builder::new_current_thread()
+        .enable_time()
+        .enable_io()
+        .build();
+    LocalSet::new().block_on(&rt.expect("tokio runtime"), body)
 }
 
 fn spawn<F>(flavor: Flavor, fut: F) -> JoinHandle<F::Output>
@@ -205,4 +232,80 @@ async fn yielders(flavor: Flavor, n: usize) -> RunResult {
     }
     let sum = reap(handles).await;
     RunResult::new(start.elapsed(), sum)
+}
+
+/// `conns` loopback connections, each served by an echo task, set up before
+/// the clock starts; then one client task per connection does its share of
+/// the `n` round trips.
+async fn echo(conns: usize, n: usize) -> io::Result<RunResult> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let mut clients = Vec::with_capacity(conns);
+    let mut servers = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let client = TcpStream::connect(addr).await?;
+        let (conn, _) = listener.accept().await?;
+        client.set_nodelay(true)?;
+        conn.set_nodelay(true)?;
+        servers.push(tokio::task::spawn_local(echo_server(conn)));
+        clients.push(client);
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..)
+        .zip(clients)
+        .map(|(c, conn)| tokio::task::spawn_local(echo_client(conn, c, conns as u64, n)))
+        .collect();
+    let mut sum = 0;
+    let mut times = Vec::with_capacity(n);
+    for t in tasks {
+        let (part, part_times) = t.await??;
+        sum += part;
+        times.extend(part_times);
+    }
+    let elapsed = start.elapsed();
+    for s in servers {
+        s.await??; // each ends when its client's stream is dropped
+    }
+    Ok(RunResult::new(elapsed, sum).with_latency(times))
+}
+
+/// Writes back whatever arrives until the peer closes.
+async fn echo_server(mut conn: TcpStream) -> io::Result<()> {
+    let mut buf = [0u8; ECHO_BUF];
+    loop {
+        let got = conn.read(&mut buf).await?;
+        if got == 0 {
+            return Ok(());
+        }
+        conn.write_all(&buf[..got]).await?;
+    }
+}
+
+/// Client `c` of `conns`: sends its requests one at a time, each after the
+/// previous echo came back whole; returns its checksum and round-trip times.
+async fn echo_client(
+    mut conn: TcpStream,
+    c: u64,
+    conns: u64,
+    n: usize,
+) -> io::Result<(u64, Vec<u64>)> {
+    let rounds = share(n, conns, c);
+    let mut sum = 0;
+    let mut times = Vec::with_capacity(rounds as usize);
+    let mut reply = [0u8; ECHO_MSG];
+    for k in 0..rounds {
+        let msg = echo_message(c + conns * k);
+        let sent = Instant::now();
+        conn.write_all(&msg).await?;
+        let mut got = 0;
+        while got < ECHO_MSG {
+            match conn.read(&mut reply[got..]).await? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                r => got += r,
+            }
+        }
+        times.push(sent.elapsed().as_nanos() as u64);
+        sum += echo_verify(&reply, &msg)?;
+    }
+    Ok((sum, times))
 }
