@@ -549,3 +549,26 @@ fn a_peer_reset_reads_as_connection_reset() {
         );
     });
 }
+
+#[test]
+fn a_short_read_then_end_of_file_is_seen() {
+    // The data and the FIN arrive before the first read: the read is short,
+    // and the next one must see the end of file at once (the poller gives
+    // no second edge for it).
+    let _g = io_common::shared();
+    run(async {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().await.unwrap();
+        std::io::Write::write_all(&mut &c, b"last words").unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        asyncio::sleep(ms(50)).await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"last words");
+        let eof = asyncio::wait_for(s.read(&mut buf), std::time::Duration::from_secs(5))
+            .await
+            .expect("the end of file is seen without another event");
+        assert_eq!(eof.unwrap(), 0);
+    });
+}

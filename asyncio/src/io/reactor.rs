@@ -71,6 +71,8 @@ pub(crate) type Hook = Rc<dyn Fn()>;
 /// The readiness and waiters of one registered socket.
 pub(crate) struct SourceState {
     ready: Cell<u8>,
+    /// Directions the peer closed (or an error ended): they stay ready.
+    closed: Cell<u8>,
     readers: RefCell<Vec<Waker>>,
     writers: RefCell<Vec<Waker>>,
     read_hook: RefCell<Option<Hook>>,
@@ -81,6 +83,7 @@ impl SourceState {
     fn new() -> SourceState {
         SourceState {
             ready: Cell::new(READ | WRITE),
+            closed: Cell::new(0),
             readers: RefCell::new(Vec::new()),
             writers: RefCell::new(Vec::new()),
             read_hook: RefCell::new(None),
@@ -110,6 +113,14 @@ impl SourceState {
         self.ready.set(self.ready.get() & !dir.bit());
     }
 
+    /// Clears `dir` unless its side was closed: an end of file already
+    /// reported by the poller gives no further edge.
+    fn clear_open(&self, dir: Dir) {
+        if self.closed.get() & dir.bit() == 0 {
+            self.clear(dir);
+        }
+    }
+
     fn add_waiter(&self, dir: Dir, waker: &Waker) {
         let mut list = self.waiters(dir).borrow_mut();
         if !list.iter().any(|w| w.will_wake(waker)) {
@@ -117,9 +128,11 @@ impl SourceState {
         }
     }
 
-    /// Marks `bits` ready; returns the wakers and hooks to run.
-    fn fire(&self, bits: u8, wake: &mut Vec<Waker>, hooks: &mut Vec<Hook>) {
+    /// Marks `bits` ready (and `closed` of them closed); returns the
+    /// wakers and hooks to run.
+    fn fire(&self, bits: u8, closed: u8, wake: &mut Vec<Waker>, hooks: &mut Vec<Hook>) {
         self.ready.set(self.ready.get() | bits);
+        self.closed.set(self.closed.get() | closed);
         for dir in [Dir::Read, Dir::Write] {
             if bits & dir.bit() != 0 {
                 wake.append(&mut self.waiters(dir).borrow_mut());
@@ -149,6 +162,8 @@ pub(crate) struct Reactor {
     events: RefCell<Events>,
     sources: RefCell<Slab<Rc<SourceState>>>,
     waker: Arc<mio::Waker>,
+    /// Scratch lists for one `poll`, kept to reuse their allocations.
+    woken: RefCell<(Vec<Waker>, Vec<Hook>)>,
 }
 
 impl Reactor {
@@ -160,6 +175,7 @@ impl Reactor {
             events: RefCell::new(Events::with_capacity(1024)),
             sources: RefCell::new(Slab::new()),
             waker,
+            woken: RefCell::default(),
         }))
     }
 
@@ -177,8 +193,7 @@ impl Reactor {
     /// sources ready, wakes their waiters and hands their hooks to
     /// `schedule`. A wake-up from another thread only ends the wait.
     pub(crate) fn poll(&self, timeout: Option<Duration>, mut schedule: impl FnMut(Hook)) {
-        let mut wake = Vec::new();
-        let mut hooks = Vec::new();
+        let (mut wake, mut hooks) = std::mem::take(&mut *self.woken.borrow_mut());
         {
             let mut events = self.events.borrow_mut();
             if let Err(e) = self.poll.borrow_mut().poll(&mut events, timeout) {
@@ -197,21 +212,29 @@ impl Reactor {
                     continue;
                 };
                 let mut bits = 0;
-                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                let mut closed = 0;
+                if ev.is_read_closed() || ev.is_error() {
+                    closed |= READ;
+                }
+                if ev.is_write_closed() || ev.is_error() {
+                    closed |= WRITE;
+                }
+                if ev.is_readable() {
                     bits |= READ;
                 }
-                if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                if ev.is_writable() {
                     bits |= WRITE;
                 }
-                state.fire(bits, &mut wake, &mut hooks);
+                state.fire(bits | closed, closed, &mut wake, &mut hooks);
             }
         }
-        for w in wake {
+        for w in wake.drain(..) {
             w.wake();
         }
-        for h in hooks {
+        for h in hooks.drain(..) {
             schedule(h);
         }
+        *self.woken.borrow_mut() = (wake, hooks);
     }
 
     /// Drops every waiter and hook (loop close). Hooks may own the last
@@ -306,6 +329,14 @@ impl<S: Source> IoSource<S> {
                 r => return Poll::Ready(r),
             }
         }
+    }
+
+    /// The last operation in `dir` moved fewer bytes than asked (but some):
+    /// the kernel buffer is drained, so the next one would only see
+    /// `WouldBlock`. Clearing the readiness now saves that system call; the
+    /// reactor sets it again on the next edge.
+    pub(crate) fn drained(&self, dir: Dir) {
+        self.state.clear_open(dir);
     }
 
     /// Runs `op` once without waiting: `WouldBlock` clears the readiness

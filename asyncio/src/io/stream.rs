@@ -64,9 +64,16 @@ where
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        self.io
-            .poll_io(Dir::Read, cx, |mut s| s.read(buf))
-            .map_err(|e| self.named(e, "read from"))
+        let want = buf.len();
+        let r = self.io.poll_io(Dir::Read, cx, |mut s| s.read(buf));
+        if let Poll::Ready(Ok(n)) = r {
+            // A short read drained the socket (not end of file: a zero read
+            // must stay ready, so that it is seen again).
+            if n > 0 && n < want {
+                self.io.drained(Dir::Read);
+            }
+        }
+        r.map_err(|e| self.named(e, "read from"))
     }
 
     /// [`IoStream::poll_read`] as a checkpoint.
