@@ -1,7 +1,8 @@
 //! The subset CI runs under Miri: the task's hand-managed memory
 //! (`task/raw.rs`: the pinned future, the local and atomic reference
-//! counts, the waker that crosses threads). Kept small so Miri finishes
-//! quickly; it runs as a normal test too.
+//! counts, the waker that crosses threads) and the running-loop pointer of
+//! `runtime/context.rs`, which every test here goes through. Kept small so
+//! Miri finishes quickly; it runs as a normal test too.
 
 use std::cell::RefCell;
 use std::future::Future;

@@ -1,8 +1,13 @@
-//! The crate's one thread-local: the loop running on this thread, if any.
+//! The crate's thread-local: the loop running on this thread, if any.
 //!
 //! It is set only while [`Runner::run`](crate::Runner::run) (or `close`)
 //! drives the loop, and restored when that returns or unwinds. Every
 //! accessor reports "no running loop" instead of guessing.
+//!
+//! Two slots hold it: the owning `Rc` (for callers that keep the loop), and
+//! a plain pointer to the same loop for the hot paths (every wake and every
+//! await point look the loop up), which a `Cell` read serves without the
+//! `RefCell` bookkeeping. The pointer's one `unsafe` dereference is below.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -11,23 +16,37 @@ use super::Loop;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Loop>>> = const { RefCell::new(None) };
-    static CURRENT_ID: Cell<u64> = const { Cell::new(0) };
+    static CURRENT_PTR: Cell<*const Loop> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Runs `f` with the running loop, or returns `None` when there is none.
-pub(crate) fn with_loop<R>(f: impl FnOnce(&Rc<Loop>) -> R) -> Option<R> {
-    CURRENT.with(|c| c.borrow().as_ref().map(f))
+pub(crate) fn with_loop<R>(f: impl FnOnce(&Loop) -> R) -> Option<R> {
+    let ptr = CURRENT_PTR.with(Cell::get);
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: the pointer is non-null only between `enter` and the drop of
+    // its `Enter` guard, and it points into the `Rc` that `CURRENT` (or, while
+    // a nested `enter` runs, that guard's saved `prev`) owns for that whole
+    // span. The guard lives in a frame that encloses this call, so the loop
+    // outlives the borrow, which ends when `f` returns.
+    Some(f(unsafe { &*ptr }))
 }
 
 /// The id of the loop running on this thread (0 when none): a cheap test
 /// for "is this wake local?".
 pub(crate) fn current_loop_id() -> u64 {
-    CURRENT_ID.with(Cell::get)
+    with_loop(|lp| lp.id).unwrap_or(0)
+}
+
+/// The running loop itself, to keep.
+pub(crate) fn current_loop() -> Option<Rc<Loop>> {
+    CURRENT.with(|c| c.borrow().clone())
 }
 
 /// The running loop, or a panic that says how to get one.
 pub(crate) fn expect_loop(what: &str) -> Rc<Loop> {
-    with_loop(Rc::clone).unwrap_or_else(|| {
+    current_loop().unwrap_or_else(|| {
         panic!(
             "{what} needs a running asyncio event loop, and none is running on this thread; \
              start one with asyncio::run(...) or Runner::run(...) and call it from a task"
@@ -38,20 +57,21 @@ pub(crate) fn expect_loop(what: &str) -> Rc<Loop> {
 /// Marks `lp` as running on this thread until the guard drops.
 pub(crate) struct Enter {
     prev: Option<Rc<Loop>>,
-    prev_id: u64,
 }
 
 pub(crate) fn enter(lp: Rc<Loop>) -> Enter {
-    let id = lp.id;
+    CURRENT_PTR.with(|c| c.set(Rc::as_ptr(&lp)));
     let prev = CURRENT.with(|c| c.borrow_mut().replace(lp));
-    let prev_id = CURRENT_ID.with(|c| c.replace(id));
-    Enter { prev, prev_id }
+    Enter { prev }
 }
 
 impl Drop for Enter {
     fn drop(&mut self) {
         let prev = self.prev.take();
-        CURRENT.with(|c| *c.borrow_mut() = prev);
-        CURRENT_ID.with(|c| c.set(self.prev_id));
+        let ptr = prev.as_ref().map_or(std::ptr::null(), Rc::as_ptr);
+        CURRENT_PTR.with(|c| c.set(ptr));
+        // The loop being left may drop here: the pointer no longer names it.
+        let left = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), prev));
+        drop(left);
     }
 }

@@ -42,7 +42,9 @@ impl std::error::Error for NoRunningLoop {}
 /// assert!(asyncio::get_running_loop().is_err());
 /// ```
 pub fn get_running_loop() -> Result<EventLoop, NoRunningLoop> {
-    context::with_loop(|lp| EventLoop { lp: lp.clone() }).ok_or(NoRunningLoop)
+    context::current_loop()
+        .map(|lp| EventLoop { lp })
+        .ok_or(NoRunningLoop)
 }
 
 impl EventLoop {
