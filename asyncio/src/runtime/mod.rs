@@ -35,7 +35,7 @@ pub(crate) use idle::{BusyGuard, Remote};
 pub use runner::{run, ExceptionContext, Runner, RunnerBuilder};
 
 use crate::task::cell::Header;
-use crate::task::{RawTask, Task, TaskRef};
+use crate::task::{CurrentTask, RawTask, Task, TaskRef};
 use crate::util::slab::Slab;
 use timers::{TimerAction, TimerKey, Timers};
 
@@ -76,7 +76,8 @@ pub(crate) struct Loop {
     next_gen: Cell<u32>,
     clock: Clock,
     pub(crate) remote: Arc<Remote>,
-    current: RefCell<Option<TaskRef>>,
+    /// The task whose step is running.
+    pub(crate) current: CurrentTask,
     /// Turns run so far (zero-timeout `wait_for` compares turns).
     turn: Cell<u64>,
     /// Virtual clock only: how long the loop may sit with nothing able to
@@ -106,7 +107,7 @@ impl Loop {
                 Clock::Real
             },
             remote: Arc::new(Remote::new(id)),
-            current: RefCell::new(None),
+            current: CurrentTask::new(),
             turn: Cell::new(0),
             deadlock_after,
             handler,
@@ -200,11 +201,7 @@ impl Loop {
     }
 
     pub(crate) fn current_task(&self) -> Option<TaskRef> {
-        self.current.borrow().clone()
-    }
-
-    pub(crate) fn set_current(&self, task: Option<TaskRef>) -> Option<TaskRef> {
-        self.current.replace(task)
+        self.current.get().map(TaskRef)
     }
 
     // ----- callbacks and timers -----

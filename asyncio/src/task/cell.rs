@@ -213,15 +213,14 @@ pub(crate) fn run<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop) {
         }
         h.started.set(true);
     }
-    let prev = lp.set_current(Some(TaskRef(task.clone())));
     h.running.set(true);
     let res = {
+        let _current = lp.current.enter(task);
         let waker = task.waker();
         let mut cx = Context::from_waker(&waker);
         stage.poll(&mut cx)
     };
     h.running.set(false);
-    lp.set_current(prev);
     match res {
         Ok(Poll::Pending) => {
             if h.abort_requested.get() {

@@ -21,7 +21,7 @@ use crate::cancel::scope::{deliver, CancelState};
 use crate::runtime::context;
 use cell::{End, Header};
 pub use join::{Flatten, FlattenFuture, Join, Wait, WaitFuture};
-pub(crate) use raw::{RawTask, Typed};
+pub(crate) use raw::{CurrentTask, RawTask, Typed};
 
 /// How a finished task ended, as handed to whoever awaits it.
 pub(crate) enum Outcome<T> {

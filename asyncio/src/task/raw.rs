@@ -315,6 +315,53 @@ impl Drop for RawTask {
     }
 }
 
+/// The task whose step is running, held by address only (no count): the
+/// step holds a local handle to it from [`CurrentTask::enter`] until the
+/// returned guard drops.
+pub(crate) struct CurrentTask(Cell<Option<NonNull<Head>>>);
+
+impl CurrentTask {
+    pub(crate) const fn new() -> CurrentTask {
+        CurrentTask(Cell::new(None))
+    }
+
+    /// Makes `task` current until the guard drops, which restores the
+    /// previous one (an eager first step runs inside its spawner's step).
+    pub(crate) fn enter<'a>(&'a self, task: &'a RawTask) -> CurrentGuard<'a> {
+        let prev = self.0.replace(Some(task.ptr));
+        CurrentGuard {
+            slot: self,
+            prev,
+            _task: PhantomData,
+        }
+    }
+
+    /// A local handle to the current task.
+    pub(crate) fn get(&self) -> Option<RawTask> {
+        let ptr = self.0.get()?;
+        // SAFETY: the slot holds an address only while a `CurrentGuard`
+        // borrowing a local handle to that task lives (or, nested, the
+        // guard that will restore it does): the block and its local part
+        // are alive, and this is the loop's thread.
+        let head = unsafe { ptr.as_ref() };
+        head.locals.set(head.locals.get() + 1);
+        Some(RawTask { ptr })
+    }
+}
+
+/// Restores the previous current task when a step ends (or unwinds).
+pub(crate) struct CurrentGuard<'a> {
+    slot: &'a CurrentTask,
+    prev: Option<NonNull<Head>>,
+    _task: PhantomData<&'a RawTask>,
+}
+
+impl Drop for CurrentGuard<'_> {
+    fn drop(&mut self) {
+        self.slot.0.set(self.prev);
+    }
+}
+
 /// A task's waker lent for one poll.
 pub(crate) struct WakerRef<'a> {
     waker: ManuallyDrop<Waker>,
