@@ -215,6 +215,11 @@
 //!   later). A [`StreamReader`] reads from its socket only when a call needs
 //!   more data, where asyncio's protocol reads eagerly. With a reactor
 //!   running, real-clock timers are rounded up to whole milliseconds.
+//! - **A virtual-time loop reports a deadlock** instead of waiting for ever:
+//!   with no task ready, no timer armed and nothing in flight, it panics
+//!   after [`RunnerBuilder::deadlock_after`] of real time (10 s by default),
+//!   naming the tasks still waiting. asyncio (and a real-clock loop here)
+//!   waits, since another thread might still wake it.
 //! - **Closing never hangs on a task that cannot see its cancellation** (one
 //!   blocked in a foreign future that is not a checkpoint): once the loop is
 //!   idle, such a task is reported and dropped.
