@@ -755,6 +755,11 @@ impl Checkpoint {
                 key
             }
         };
+        if scope.is_none() && !state.root_pending() {
+            // The common case: suspended in the task's own scope, with
+            // nothing pending.
+            return Suspended::Waiting;
+        }
         // Take what is pending on this scope and every enclosing one.
         let mut taken: Vec<Rc<Request>> = Vec::new();
         let mut cur = scope.clone();
