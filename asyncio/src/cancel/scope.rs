@@ -635,6 +635,22 @@ impl Checkpoint {
         inflight.get(*key).map(f)
     }
 
+    /// Wakes the await this checkpoint is suspended in, through the waker
+    /// it registered (nothing if it is not suspended).
+    pub(crate) fn wake(&self) {
+        if let Some((task, key)) = &self.reg {
+            let waker = task
+                .cancel_state()
+                .inflight
+                .borrow()
+                .get(*key)
+                .map(|e| e.waker.get(task));
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+    }
+
     /// Spends the extra turn a zero-timeout `wait_for` costs in asyncio, once:
     /// `true` means "reschedule and return `Pending`".
     pub(crate) fn relay_once(&mut self, cx: &Context<'_>) -> bool {

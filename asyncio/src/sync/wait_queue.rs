@@ -36,7 +36,7 @@
 //! `RefCell`; waking a node only schedules its task, so no call made here
 //! re-enters the primitive.
 
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use crate::cancel::error::CancelledError;
 use crate::cancel::scope::Checkpoint;
@@ -47,8 +47,8 @@ const NIL: usize = usize::MAX;
 struct Node {
     prev: usize,
     next: usize,
-    waker: Option<Waker>,
     woken: bool,
+    /// Registered while the waiter is suspended; its waker wakes the waiter.
     cp: Checkpoint,
 }
 
@@ -65,9 +65,7 @@ impl Node {
 
     fn wake(&mut self) {
         self.woken = true;
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
+        self.cp.wake();
     }
 }
 
@@ -104,7 +102,6 @@ impl WaitQueue {
         let key = self.nodes.insert(Node {
             prev: self.tail,
             next: NIL,
-            waker: None,
             woken: false,
             cp: Checkpoint::new(),
         });
@@ -159,10 +156,6 @@ impl WaitQueue {
             node.cp.complete();
             self.remove(key);
             return Poll::Ready(Ok(()));
-        }
-        match &node.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => node.waker = Some(cx.waker().clone()),
         }
         node.cp.suspend(cx, None);
         Poll::Pending
