@@ -227,6 +227,19 @@ impl CpWaker {
             CpWaker::Other(w) => w.clone(),
         }
     }
+
+    /// Wakes the task's own waker in place (it only queues the task); a
+    /// foreign waker is cloned to be woken by the caller, outside any
+    /// borrow, as it may run arbitrary code.
+    fn wake_or_clone(&self, task: &TaskRef) -> Option<Waker> {
+        match self {
+            CpWaker::Task => {
+                task.0.waker().wake_by_ref();
+                None
+            }
+            CpWaker::Other(w) => Some(w.clone()),
+        }
+    }
 }
 
 /// The number of the loop turn running now (0 outside a loop).
@@ -639,13 +652,9 @@ impl Checkpoint {
     /// it registered (nothing if it is not suspended).
     pub(crate) fn wake(&self) {
         if let Some((task, key)) = &self.reg {
-            let waker = task
-                .cancel_state()
-                .inflight
-                .borrow()
-                .get(*key)
-                .map(|e| e.waker.get(task));
-            if let Some(w) = waker {
+            let foreign = (task.cancel_state().inflight.borrow().get(*key))
+                .and_then(|e| e.waker.wake_or_clone(task));
+            if let Some(w) = foreign {
                 w.wake();
             }
         }
