@@ -649,15 +649,27 @@ impl Checkpoint {
     }
 
     /// Wakes the await this checkpoint is suspended in, through the waker
-    /// it registered (nothing if it is not suspended).
-    pub(crate) fn wake(&self) {
-        if let Some((task, key)) = &self.reg {
-            let foreign = (task.cancel_state().inflight.borrow().get(*key))
-                .and_then(|e| e.waker.wake_or_clone(task));
-            if let Some(w) = foreign {
-                w.wake();
+    /// it registered, unless a cancellation was delivered to it (it is
+    /// awake already). Returns whether it woke it; an unregistered
+    /// checkpoint counts as woken (its first poll will see the event).
+    pub(crate) fn wake_undelivered(&self) -> bool {
+        let Some((task, key)) = &self.reg else {
+            return true;
+        };
+        let foreign = {
+            let inflight = task.cancel_state().inflight.borrow();
+            let Some(entry) = inflight.get(*key) else {
+                return true;
+            };
+            if entry.delivery.is_some() {
+                return false;
             }
+            entry.waker.wake_or_clone(task)
+        };
+        if let Some(w) = foreign {
+            w.wake();
         }
+        true
     }
 
     /// Spends the extra turn a zero-timeout `wait_for` costs in asyncio, once:

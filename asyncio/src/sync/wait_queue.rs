@@ -53,19 +53,19 @@ struct Node {
 }
 
 impl Node {
-    /// asyncio's `fut.done()`: woken, or cancelled before being woken.
-    fn is_done(&self) -> bool {
-        self.woken || self.cp.is_delivered()
-    }
-
     /// asyncio's `not fut.cancelled()`.
     fn is_live(&self) -> bool {
         self.woken || !self.cp.is_delivered()
     }
 
-    fn wake(&mut self) {
+    /// Wakes the waiter unless it is done (asyncio's `fut.done()`: woken,
+    /// or cancelled before being woken); returns whether it woke it.
+    fn wake_unless_done(&mut self) -> bool {
+        if self.woken || !self.cp.wake_undelivered() {
+            return false;
+        }
         self.woken = true;
-        self.cp.wake();
+        true
     }
 }
 
@@ -168,12 +168,7 @@ impl WaitQueue {
             return false;
         }
         let head = self.head;
-        let node = self.node(head);
-        if node.is_done() {
-            return false;
-        }
-        node.wake();
-        true
+        self.node(head).wake_unless_done()
     }
 
     /// Wakes the first waiter that is not done. Returns whether it woke one.
@@ -181,8 +176,7 @@ impl WaitQueue {
         let mut cur = self.head;
         while cur != NIL {
             let node = self.node(cur);
-            if !node.is_done() {
-                node.wake();
+            if node.wake_unless_done() {
                 return true;
             }
             cur = node.next;
@@ -196,8 +190,7 @@ impl WaitQueue {
         let mut cur = self.head;
         while cur != NIL && woke < n {
             let node = self.node(cur);
-            if !node.is_done() {
-                node.wake();
+            if node.wake_unless_done() {
                 woke += 1;
             }
             cur = node.next;
