@@ -82,16 +82,16 @@ impl Remote {
         }
     }
 
+    /// Runs `f` with this remote's loop if this thread is running it (one
+    /// thread-local lookup): the local fast path of every wake.
+    fn with_own_loop<R>(&self, f: impl FnOnce(&Loop) -> R) -> Option<R> {
+        context::with_loop(|lp| (lp.id == self.loop_id).then(|| f(lp))).flatten()
+    }
+
     /// Schedules a task woken through its waker, from any thread.
     pub(crate) fn schedule(&self, key: TaskKey) {
-        let local = context::with_loop(|lp| {
-            if lp.id != self.loop_id {
-                return false;
-            }
-            lp.ready.borrow_mut().push_back(Ready::Task(key));
-            true
-        });
-        if local == Some(true) {
+        let local = self.with_own_loop(|lp| lp.ready.borrow_mut().push_back(Ready::Task(key)));
+        if local.is_some() {
             return;
         }
         if self.closed.load(Ordering::Acquire) {
@@ -108,12 +108,14 @@ impl Remote {
         &self,
         f: Box<dyn FnOnce() + Send>,
     ) -> Result<(), Box<dyn FnOnce() + Send>> {
-        if context::current_loop_id() == self.loop_id {
-            return match context::with_loop(|lp| lp.call_soon(f)) {
-                Some(_) => Ok(()),
-                None => unreachable!("the loop runs on this thread"),
-            };
+        let mut f = Some(f);
+        if self
+            .with_own_loop(|lp| lp.call_soon(f.take().expect("not taken yet")))
+            .is_some()
+        {
+            return Ok(());
         }
+        let f = f.expect("not run on this thread");
         match self.push(RemoteItem::Call(f)) {
             Ok(()) => Ok(()),
             Err(RemoteItem::Call(f)) => Err(f),

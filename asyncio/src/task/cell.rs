@@ -162,12 +162,11 @@ fn finish<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop, ending: En
     h.cancel.clear();
     task.mark_done();
     lp.unregister(task.key());
-    let waiters = std::mem::take(&mut *h.waiters.borrow_mut());
+    let mut waiters = std::mem::take(&mut *h.waiters.borrow_mut());
     if waiters.is_empty() && !panicked {
         return;
     }
     let me = TaskRef(task.clone());
-    let mut waiters = waiters;
     waiters.drain_each(|w| match w {
         Waiter::Wake(_, w) => w.wake(),
         Waiter::Callback(cb) => {
