@@ -157,10 +157,13 @@ pub(crate) trait CancelTarget {
 
 /// Where an in-flight checkpoint forwards a cancellation instead of raising
 /// it at once: the task it awaits, or another [`CancelTarget`].
+///
+/// A target is boxed (it is rare: gather's outer future), which keeps every
+/// in-flight entry two words smaller.
 #[derive(Clone)]
 enum Forward {
     Task(TaskRef),
-    Target(Rc<dyn CancelTarget>),
+    Target(Box<Rc<dyn CancelTarget>>),
 }
 
 impl Forward {
@@ -196,10 +199,12 @@ impl Delivery {
 }
 
 /// How to wake a suspended checkpoint. Most are polled by their task
-/// directly, and the task's own waker needs no clone (no atomic count).
+/// directly, and the task's own waker needs no clone (no atomic count); a
+/// foreign waker (a future polled under a combinator's own waker) is rare
+/// and boxed, to keep every in-flight entry small.
 enum CpWaker {
     Task,
-    Other(Waker),
+    Other(Box<Waker>),
 }
 
 impl CpWaker {
@@ -207,7 +212,7 @@ impl CpWaker {
         if waker.will_wake(&task.0.waker()) {
             CpWaker::Task
         } else {
-            CpWaker::Other(waker.clone())
+            CpWaker::Other(Box::new(waker.clone()))
         }
     }
 
@@ -224,7 +229,7 @@ impl CpWaker {
     fn get(&self, task: &TaskRef) -> Waker {
         match self {
             CpWaker::Task => Waker::clone(&task.0.waker()),
-            CpWaker::Other(w) => w.clone(),
+            CpWaker::Other(w) => Waker::clone(w),
         }
     }
 
@@ -237,7 +242,7 @@ impl CpWaker {
                 task.0.waker().wake_by_ref();
                 None
             }
-            CpWaker::Other(w) => Some(w.clone()),
+            CpWaker::Other(w) => Some(Waker::clone(w)),
         }
     }
 }
@@ -277,8 +282,9 @@ pub(crate) struct CancelState {
     inflight: RefCell<InlineSlab<Inflight>>,
     /// Allocated at the task's first cancellation: most tasks never need it.
     books: OnceCell<Box<RootBooks>>,
-    /// The innermost scope being polled right now.
-    pub(crate) scope: RefCell<ScopeRef>,
+    /// The innermost scope being polled right now (a `Cell`: read with
+    /// [`CancelState::scope`]).
+    scope: Cell<ScopeRef>,
     /// Re-entrancy guard for forwarding cycles (a awaits b awaits a).
     delivering: Cell<bool>,
 }
@@ -333,9 +339,16 @@ impl CancelState {
             pending: Cell::new(false),
             inflight: RefCell::new(InlineSlab::new()),
             books: OnceCell::new(),
-            scope: RefCell::new(None),
+            scope: Cell::new(None),
             delivering: Cell::new(false),
         }
+    }
+
+    /// The innermost scope being polled right now.
+    pub(crate) fn scope(&self) -> ScopeRef {
+        let scope = self.scope.take();
+        self.scope.set(scope.clone());
+        scope
     }
 
     pub(crate) fn cancelling(&self) -> u32 {
@@ -414,7 +427,7 @@ impl CancelState {
     /// innermost expiring scope's request if there is one (asyncio converts
     /// any `CancelledError` leaving an expiring timeout), else for the task.
     pub(crate) fn raised_token(&self, msg: Option<Arc<str>>) -> Token {
-        let mut cur = self.scope.borrow().clone();
+        let mut cur = self.scope();
         while let Some(node) = cur {
             if node.expiring.get() {
                 let token = TokenInner::new(msg);
@@ -454,7 +467,7 @@ impl CancelState {
         };
         drop(entries);
         self.take_pending();
-        self.scope.borrow_mut().take();
+        drop(self.scope.take());
     }
 }
 
@@ -587,7 +600,7 @@ impl ForwardRef<'_> {
     fn to_owned(&self) -> Forward {
         match self {
             ForwardRef::Task(t) => Forward::Task((*t).clone()),
-            ForwardRef::Target(t) => Forward::Target((*t).clone()),
+            ForwardRef::Target(t) => Forward::Target(Box::new(Rc::clone(t))),
         }
     }
 
@@ -769,7 +782,7 @@ impl Checkpoint {
             }
         }
         let state = task.cancel_state();
-        let scope = state.scope.borrow().clone();
+        let scope = state.scope();
         let key = match &self.reg {
             Some((_, key)) => {
                 let mut inflight = state.inflight.borrow_mut();
@@ -943,6 +956,6 @@ impl ScopeGuard {
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {
-        *self.task.cancel_state().scope.borrow_mut() = self.prev.take();
+        drop(self.task.cancel_state().scope.replace(self.prev.take()));
     }
 }

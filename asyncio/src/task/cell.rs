@@ -29,21 +29,28 @@ use crate::util::small::OneOrMany;
 
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
-/// How a task ended (or that it has not).
+/// How a task ended (or that it has not). What an ending carries (a
+/// cancel message, a panic) is kept in [`Extras`]: most tasks end with a
+/// value, and the header stays small.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum End {
     Running,
     Value,
-    Cancelled(Option<Arc<str>>),
-    Panicked(Box<PanicInfo>),
+    Cancelled,
+    Panicked,
 }
 
 /// A callback registered with `add_done_callback`.
 pub(crate) type DoneCallback = Box<dyn FnOnce(&TaskRef)>;
 
-/// The rarely used part of a header.
+/// The rarely used part of a header, allocated on first use.
 #[derive(Default)]
 pub(crate) struct Extras {
     pub(crate) name: RefCell<Option<String>>,
+    /// The message of the cancellation that ended the task.
+    pub(crate) cancel_msg: RefCell<Option<Arc<str>>>,
+    /// The panic that ended the task.
+    pub(crate) panic: RefCell<Option<PanicInfo>>,
 }
 
 /// Something to notify when the task is done. Awaiters and done-callbacks
@@ -53,6 +60,66 @@ pub(crate) enum Waiter {
     /// An await in progress: its id (to refresh or withdraw it) and waker.
     Wake(u32, Waker),
     Callback(DoneCallback),
+}
+
+/// A task's yes/no states; they share one byte ([`Flags`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Flag {
+    /// Its first step ran.
+    Started = 1,
+    /// Its `Task<T>` handle is alive (a panic nobody can retrieve is
+    /// reported at once).
+    HandleAlive = 2,
+    /// Its panic was retrieved (or its error is otherwise seen).
+    Retrieved = 4,
+    /// `abort()` was called during its step.
+    AbortRequested = 8,
+    /// Its step is running.
+    Running = 16,
+}
+
+/// A task's [`Flag`]s.
+pub(crate) struct Flags(Cell<u8>);
+
+impl Flags {
+    pub(crate) fn get(&self, flag: Flag) -> bool {
+        self.0.get() & flag as u8 != 0
+    }
+
+    pub(crate) fn set(&self, flag: Flag, on: bool) {
+        let bits = self.0.get() & !(flag as u8);
+        self.0.set(if on { bits | flag as u8 } else { bits });
+    }
+
+    /// Sets `flag` and returns what it was.
+    pub(crate) fn replace(&self, flag: Flag, on: bool) -> bool {
+        let was = self.get(flag);
+        self.set(flag, on);
+        was
+    }
+}
+
+/// A task's awaiters and done-callbacks, in registration order. A `Cell`
+/// taken out for each edit rather than a `RefCell`: no borrow flag in every
+/// header.
+pub(crate) struct Waiters(Cell<OneOrMany<Waiter>>);
+
+impl Waiters {
+    /// Edits the list. Should `f` reach back into it (a foreign waker's
+    /// `clone` registering another await of the task), what it added is
+    /// kept, after `f`'s edits.
+    pub(crate) fn edit<R>(&self, f: impl FnOnce(&mut OneOrMany<Waiter>) -> R) -> R {
+        let mut list = self.0.take();
+        let r = f(&mut list);
+        self.0.take().drain_each(|w| list.push(w));
+        self.0.set(list);
+        r
+    }
+
+    /// Takes the whole list (the task is done).
+    pub(crate) fn take(&self) -> OneOrMany<Waiter> {
+        self.0.take()
+    }
 }
 
 /// A panic that ended a task: the payload (until an awaiter re-raises it)
@@ -65,23 +132,40 @@ pub(crate) struct PanicInfo {
 /// Everything about a task that does not depend on its future's type.
 pub(crate) struct Header {
     pub(crate) id: u64,
-    /// Name and done-callbacks: allocated on first use.
+    /// Name, and what a cancelled or panicked ending carries.
     extras: OnceCell<Box<Extras>>,
     pub(crate) cancel: CancelState,
-    pub(crate) end: RefCell<End>,
-    started: Cell<bool>,
-    pub(crate) waiters: RefCell<OneOrMany<Waiter>>,
+    end: Cell<End>,
+    pub(crate) flags: Flags,
+    pub(crate) waiters: Waiters,
     pub(crate) next_waiter: Cell<u32>,
-    pub(crate) handle_alive: Cell<bool>,
-    pub(crate) retrieved: Cell<bool>,
-    pub(crate) abort_requested: Cell<bool>,
-    running: Cell<bool>,
     pub(crate) lp: Weak<Loop>,
 }
 
 impl Header {
     pub(crate) fn is_done(&self) -> bool {
-        !matches!(*self.end.borrow(), End::Running)
+        self.end.get() != End::Running
+    }
+
+    /// How the task ended, or `End::Running`.
+    pub(crate) fn end(&self) -> End {
+        self.end.get()
+    }
+
+    /// The message of the cancellation that ended the task, if any.
+    pub(crate) fn cancel_message(&self) -> Option<Arc<str>> {
+        if self.end.get() != End::Cancelled {
+            return None;
+        }
+        self.extras.get()?.cancel_msg.borrow().clone()
+    }
+
+    /// The message of the panic that ended the task, if it panicked.
+    pub(crate) fn panic_message(&self) -> Option<String> {
+        if self.end.get() != End::Panicked {
+            return None;
+        }
+        Some(self.extras.get()?.panic.borrow().as_ref()?.msg.clone())
     }
 
     pub(crate) fn extras(&self) -> &Extras {
@@ -94,7 +178,7 @@ impl Header {
     }
 
     pub(crate) fn is_running(&self) -> bool {
-        self.running.get()
+        self.flags.get(Flag::Running)
     }
 
     /// A fresh header for a task of loop `lp`.
@@ -103,14 +187,10 @@ impl Header {
             id: NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed),
             extras: OnceCell::new(),
             cancel: CancelState::new(),
-            end: RefCell::new(End::Running),
-            started: Cell::new(false),
-            waiters: RefCell::new(OneOrMany::None),
+            end: Cell::new(End::Running),
+            flags: Flags(Cell::new(Flag::HandleAlive as u8)),
+            waiters: Waiters(Cell::new(OneOrMany::None)),
             next_waiter: Cell::new(0),
-            handle_alive: Cell::new(true),
-            retrieved: Cell::new(false),
-            abort_requested: Cell::new(false),
-            running: Cell::new(false),
             lp,
         }
     }
@@ -128,41 +208,41 @@ fn finish<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop, ending: En
     let h = task.header();
     // Drop the future first, on this thread.
     stage.consume();
-    let end = match ending {
+    let (end, cancel_msg) = match ending {
         Ending::Value(v) => {
-            let live = h.cancel.live_cancellation();
-            let pending = h.cancel.root_pending();
-            if let Some(msg) = live {
+            if let Some(msg) = h.cancel.live_cancellation() {
                 drop(v);
-                End::Cancelled(msg)
-            } else if pending {
+                (End::Cancelled, msg)
+            } else if h.cancel.root_pending() {
                 drop(v);
-                End::Cancelled(h.cancel.pending_message())
+                (End::Cancelled, h.cancel.pending_message())
             } else {
                 stage.set_output(v);
-                End::Value
+                (End::Value, None)
             }
         }
-        Ending::Cancelled => End::Cancelled(h.cancel.pending_message()),
+        Ending::Cancelled => (End::Cancelled, h.cancel.pending_message()),
         Ending::Panicked(p) => {
             let msg = panic_message(&*p);
-            End::Panicked(Box::new(PanicInfo {
+            *h.extras().panic.borrow_mut() = Some(PanicInfo {
                 payload: Some(p),
                 msg,
-            }))
+            });
+            // A new panic is a new error to retrieve, whatever happened to
+            // an earlier `cancel()` (asyncio re-arms the flag the same way).
+            h.flags.set(Flag::Retrieved, false);
+            (End::Panicked, None)
         }
     };
-    let panicked = matches!(end, End::Panicked(..));
-    if panicked {
-        // A new panic is a new error to retrieve, whatever happened to
-        // an earlier `cancel()` (asyncio re-arms the flag the same way).
-        h.retrieved.set(false);
+    if cancel_msg.is_some() {
+        *h.extras().cancel_msg.borrow_mut() = cancel_msg;
     }
-    *h.end.borrow_mut() = end;
+    let panicked = end == End::Panicked;
+    h.end.set(end);
     h.cancel.clear();
     task.mark_done();
     lp.unregister(task.key());
-    let mut waiters = std::mem::take(&mut *h.waiters.borrow_mut());
+    let mut waiters = h.waiters.take();
     if waiters.is_empty() && !panicked {
         return;
     }
@@ -174,12 +254,12 @@ fn finish<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop, ending: En
             lp.call_soon(Box::new(move || cb(&t)));
         }
     });
-    if panicked && !h.handle_alive.get() {
-        h.retrieved.set(true);
+    if panicked && !h.flags.get(Flag::HandleAlive) {
+        h.flags.set(Flag::Retrieved, true);
         lp.report(
             format!(
                 "Task exception was never retrieved: {}",
-                me.panic_message().unwrap_or_default()
+                h.panic_message().unwrap_or_default()
             ),
             Some(&me),
         );
@@ -204,25 +284,25 @@ pub(crate) fn run<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop) {
     if h.is_done() {
         return;
     }
-    if !h.started.get() {
+    if !h.flags.get(Flag::Started) {
         if h.cancel.root_pending() {
             // Cancelled before its first step: the body never runs.
             finish(task, stage, lp, Ending::Cancelled);
             return;
         }
-        h.started.set(true);
+        h.flags.set(Flag::Started, true);
     }
-    h.running.set(true);
+    h.flags.set(Flag::Running, true);
     let res = {
         let _current = lp.current.enter(task);
         let waker = task.waker();
         let mut cx = Context::from_waker(&waker);
         stage.poll(&mut cx)
     };
-    h.running.set(false);
+    h.flags.set(Flag::Running, false);
     match res {
         Ok(Poll::Pending) => {
-            if h.abort_requested.get() {
+            if h.flags.get(Flag::AbortRequested) {
                 finish(task, stage, lp, Ending::Cancelled);
             }
         }
@@ -238,8 +318,8 @@ pub(crate) fn abort<F: Future>(task: &RawTask, stage: &StageCell<F>) {
     if h.is_done() {
         return;
     }
-    if h.running.get() {
-        h.abort_requested.set(true);
+    if h.flags.get(Flag::Running) {
+        h.flags.set(Flag::AbortRequested, true);
         return;
     }
     if let Some(lp) = h.lp.upgrade() {
@@ -252,23 +332,23 @@ pub(crate) fn drop_future<F: Future>(task: &RawTask, stage: &StageCell<F>) {
     stage.consume();
     task.header().cancel.clear();
     task.mark_done();
-    let waiters = task.header().waiters.borrow_mut().take();
-    drop(waiters);
+    drop(task.header().waiters.take());
 }
 
 /// Hands a finished task's outcome to an awaiter.
 pub(crate) fn take_outcome<F: Future>(task: &RawTask, stage: &StageCell<F>) -> Outcome<F::Output> {
     let h = task.header();
-    let mut end = h.end.borrow_mut();
-    match &mut *end {
+    match h.end.get() {
         End::Running => Outcome::Pending,
         End::Value => match stage.take_output() {
             Some(v) => Outcome::Value(v),
             None => Outcome::Taken,
         },
-        End::Cancelled(msg) => Outcome::Cancelled(msg.clone()),
-        End::Panicked(info) => {
-            h.retrieved.set(true);
+        End::Cancelled => Outcome::Cancelled(h.cancel_message()),
+        End::Panicked => {
+            h.flags.set(Flag::Retrieved, true);
+            let mut panic = h.extras().panic.borrow_mut();
+            let info = panic.as_mut().expect("a panicked task keeps its panic");
             match info.payload.take() {
                 Some(p) => Outcome::Panicked(p),
                 None => Outcome::Panicked(Box::new(format!(

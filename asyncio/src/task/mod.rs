@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::cancel::error::Token;
 use crate::cancel::scope::{deliver, CancelState};
 use crate::runtime::context;
-use cell::{End, Header};
+use cell::{End, Flag, Header};
 pub use join::{Flatten, FlattenFuture, Join, Wait, WaitFuture};
 pub(crate) use raw::{CurrentTask, RawTask, Typed};
 
@@ -84,12 +84,12 @@ impl TaskRef {
 
     /// Whether the task ended cancelled.
     pub fn cancelled(&self) -> bool {
-        matches!(*self.header().end.borrow(), End::Cancelled(_))
+        self.header().end() == End::Cancelled
     }
 
     /// Whether the task ended with a panic.
     pub fn panicked(&self) -> bool {
-        matches!(*self.header().end.borrow(), End::Panicked(..))
+        self.header().end() == End::Panicked
     }
 
     /// The number of cancel requests made and not taken back with
@@ -117,7 +117,7 @@ impl TaskRef {
 
     pub(crate) fn cancel_inner(&self, msg: Option<Arc<str>>) -> bool {
         let h = self.header();
-        h.retrieved.set(true);
+        h.flags.set(Flag::Retrieved, true);
         if h.is_done() {
             return false;
         }
@@ -156,8 +156,7 @@ impl TaskRef {
             }
         } else {
             h.waiters
-                .borrow_mut()
-                .push(cell::Waiter::Callback(Box::new(f)));
+                .edit(|list| list.push(cell::Waiter::Callback(Box::new(f))));
         }
     }
 
@@ -176,24 +175,18 @@ impl TaskRef {
     /// The message of the cancellation that ended the task, if it ended
     /// cancelled with a message.
     pub fn cancel_message(&self) -> Option<Arc<str>> {
-        match &*self.header().end.borrow() {
-            End::Cancelled(msg) => msg.clone(),
-            _ => None,
-        }
+        self.header().cancel_message()
     }
 
     /// The panic message, if the task panicked.
     pub fn panic_message(&self) -> Option<String> {
-        match &*self.header().end.borrow() {
-            End::Panicked(info) => Some(info.msg.clone()),
-            _ => None,
-        }
+        self.header().panic_message()
     }
 
     /// The panic message if nobody retrieved the panic yet; marks it
     /// retrieved (it is being reported).
     pub(crate) fn take_unretrieved_panic(&self) -> Option<String> {
-        if self.header().retrieved.replace(true) {
+        if self.header().flags.replace(Flag::Retrieved, true) {
             None
         } else {
             self.panic_message()
@@ -205,31 +198,32 @@ impl TaskRef {
     /// id. Withdraw it with [`TaskRef::remove_waiter`] when the await ends.
     pub(crate) fn add_waiter(&self, id: &mut Option<u32>, waker: &std::task::Waker) {
         let h = self.header();
-        let mut waiters = h.waiters.borrow_mut();
-        if let Some(id) = *id {
-            for w in waiters.iter_mut() {
-                if let cell::Waiter::Wake(wid, w) = w {
-                    if *wid == id {
-                        if !w.will_wake(waker) {
-                            *w = waker.clone();
+        h.waiters.edit(|waiters| {
+            if let Some(id) = *id {
+                for w in waiters.iter_mut() {
+                    if let cell::Waiter::Wake(wid, w) = w {
+                        if *wid == id {
+                            if !w.will_wake(waker) {
+                                *w = waker.clone();
+                            }
+                            return;
                         }
-                        return;
                     }
                 }
             }
-        }
-        let new = h.next_waiter.get();
-        h.next_waiter.set(new.wrapping_add(1));
-        waiters.push(cell::Waiter::Wake(new, waker.clone()));
-        *id = Some(new);
+            let new = h.next_waiter.get();
+            h.next_waiter.set(new.wrapping_add(1));
+            waiters.push(cell::Waiter::Wake(new, waker.clone()));
+            *id = Some(new);
+        })
     }
 
     /// Withdraws an await registered with [`TaskRef::add_waiter`].
     pub(crate) fn remove_waiter(&self, id: &mut Option<u32>) {
         let Some(id) = id.take() else { return };
-        if let Ok(mut waiters) = self.header().waiters.try_borrow_mut() {
-            waiters.retain(|w| !matches!(w, cell::Waiter::Wake(wid, _) if *wid == id));
-        }
+        self.header().waiters.edit(|waiters| {
+            waiters.retain(|w| !matches!(w, cell::Waiter::Wake(wid, _) if *wid == id))
+        });
     }
 }
 
@@ -243,12 +237,12 @@ impl Eq for TaskRef {}
 
 impl fmt::Debug for TaskRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &*self.header().end.borrow() {
+        let state = match self.header().end() {
             End::Running if self.header().is_running() => "running",
             End::Running => "pending",
             End::Value => "finished",
-            End::Cancelled(_) => "cancelled",
-            End::Panicked(..) => "panicked",
+            End::Cancelled => "cancelled",
+            End::Panicked => "panicked",
         };
         write!(f, "<Task {} {state}>", self.name())
     }
@@ -312,10 +306,10 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         let task = self.obj.task();
         let h = task.header();
-        h.handle_alive.set(false);
-        if !h.retrieved.get() {
+        h.flags.set(Flag::HandleAlive, false);
+        if !h.flags.get(Flag::Retrieved) {
             if let (Some(msg), Some(lp)) = (task.panic_message(), h.lp.upgrade()) {
-                h.retrieved.set(true);
+                h.flags.set(Flag::Retrieved, true);
                 lp.report(
                     format!("Task exception was never retrieved: {msg}"),
                     Some(task),

@@ -148,14 +148,6 @@ impl<T> OneOrMany<T> {
         }
     }
 
-    pub(crate) fn take(&mut self) -> Vec<T> {
-        match std::mem::replace(self, OneOrMany::None) {
-            OneOrMany::None => Vec::new(),
-            OneOrMany::One(v) => vec![v],
-            OneOrMany::Many(v) => v,
-        }
-    }
-
     /// Runs `f` on every element, emptying the list without allocating
     /// for the one-element case.
     pub(crate) fn drain_each(&mut self, mut f: impl FnMut(T)) {
@@ -219,7 +211,6 @@ mod tests {
         l.push(4);
         l.retain(|v| *v != 4);
         assert_eq!(l.iter().count(), 0);
-        assert!(l.take().is_empty());
         assert!(l.is_empty());
         let from: OneOrMany<u8> = vec![7].into();
         assert!(matches!(from, OneOrMany::One(7)));
