@@ -270,6 +270,10 @@ struct RootBooks {
     all_tokens: Book,
     /// The message of the pending root request.
     pending_msg: RefCell<Option<Arc<str>>>,
+    /// The last message-less root token made, kept for reuse: a task that
+    /// awaits many cancelled tasks one after another (and handles each
+    /// error) needs one token, not one per error. See [`CancelState::root_token`].
+    spare: RefCell<Option<Token>>,
 }
 
 /// The cancellation half of a task header.
@@ -415,11 +419,28 @@ impl CancelState {
 
     /// A fresh token counted against the root scope (a cancelled awaited
     /// task, or a `CancelledError` raised by hand).
+    ///
+    /// A message-less token nobody but the spare slot holds any more (no
+    /// error, no task group snapshot: `strong_count == 1`) is reused: it
+    /// is indistinguishable from a fresh one, and it is in the books
+    /// already (the slot's count keeps it from being pruned).
     pub(crate) fn root_token(&self, msg: Option<Arc<str>>) -> Token {
-        let token = TokenInner::new(msg);
         let books = self.books();
+        let reusable = msg.is_none();
+        if reusable {
+            if let Some(spare) = &*books.spare.borrow() {
+                if Arc::strong_count(spare) == 1 {
+                    debug_assert!(!spare.is_live());
+                    return spare.clone();
+                }
+            }
+        }
+        let token = TokenInner::new(msg);
         book_push(&books.root_tokens, &token);
         book_push(&books.all_tokens, &token);
+        if reusable {
+            *books.spare.borrow_mut() = Some(token.clone());
+        }
         token
     }
 
