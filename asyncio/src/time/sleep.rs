@@ -36,8 +36,7 @@ use crate::runtime::Loop;
 /// When awaited outside a task of a running loop.
 pub fn sleep(delay: Duration) -> Sleep {
     Sleep {
-        target: Target::Delay(delay),
-        state: State::Init,
+        state: State::Delay(delay),
         cp: Checkpoint::new(),
     }
 }
@@ -50,20 +49,16 @@ pub fn sleep(delay: Duration) -> Sleep {
 /// As [`sleep`].
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
-        target: Target::Until(deadline),
-        state: State::Init,
+        state: State::Until(deadline),
         cp: Checkpoint::new(),
     }
 }
 
-#[derive(Clone, Copy)]
-enum Target {
+/// Where a sleep is: its target until first polled, then its timer. One
+/// enum, so a sleeping task carries one tag and the larger of the two.
+enum State {
     Delay(Duration),
     Until(Instant),
-}
-
-enum State {
-    Init,
     Yielded,
     Armed(Weak<Loop>, TimerKey),
     Done,
@@ -72,7 +67,6 @@ enum State {
 /// The future returned by [`sleep`], [`sleep_until`] and
 /// [`checkpoint`](crate::checkpoint).
 pub struct Sleep {
-    target: Target,
     state: State,
     cp: Checkpoint,
 }
@@ -97,15 +91,16 @@ impl Future for Sleep {
             return Poll::Ready(Err(err));
         }
         match &this.state {
-            State::Init => {
+            State::Delay(_) | State::Until(_) => {
                 // `None`: asyncio's sleep(delay <= 0), one bare yield (and
                 // sleep(0) needs neither the loop nor a clock read).
-                let deadline = match this.target {
-                    Target::Delay(d) if d.is_zero() => None,
-                    Target::Delay(d) => Some(context::expect_loop("asyncio::sleep()").now() + d),
-                    Target::Until(t) => {
+                let deadline = match this.state {
+                    State::Delay(d) if d.is_zero() => None,
+                    State::Delay(d) => Some(context::expect_loop("asyncio::sleep()").now() + d),
+                    State::Until(t) => {
                         (t > context::expect_loop("asyncio::sleep()").now()).then_some(t)
                     }
+                    _ => unreachable!("matched above"),
                 };
                 let Some(deadline) = deadline else {
                     this.state = State::Yielded;
