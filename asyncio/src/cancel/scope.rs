@@ -702,7 +702,11 @@ impl Checkpoint {
     /// delivered (and not forwarded to an awaited task), `Pending` while a
     /// zero-timeout relay turn is spent, `Ready(None)` otherwise.
     pub(crate) fn poll_cancelled(&mut self, cx: &Context<'_>) -> Poll<Option<CancelledError>> {
-        if !self.is_delivered() || self.is_forwarded() {
+        // One look at the entry: delivered and not forwarded.
+        let raise = self
+            .with_entry(|e| e.delivery.as_ref().is_some_and(|d| !d.forwarded))
+            .unwrap_or(false);
+        if !raise {
             return Poll::Ready(None);
         }
         if self.relay_once(cx) {
@@ -720,6 +724,52 @@ impl Checkpoint {
         let d = *delivery?;
         d.settle();
         Some(CancelledError::from_token(d.token))
+    }
+
+    /// The whole protocol for an await whose event is `ready` or not:
+    /// `Ready(Err)` if a cancellation was delivered (it beats a ready
+    /// event), `Ready(Ok)` if the event is ready (unregistered), `Pending`
+    /// otherwise (registered, as [`Checkpoint::suspend`] with no awaited
+    /// task). The same as steps 1 to 3 one by one, but a ready event with
+    /// nothing delivered, and a first suspension, look at the books once.
+    pub(crate) fn poll_event(
+        &mut self,
+        cx: &Context<'_>,
+        ready: bool,
+    ) -> Poll<Result<(), CancelledError>> {
+        match &self.reg {
+            // Never suspended: nothing can have been delivered.
+            None if ready => return Poll::Ready(Ok(())),
+            None => {
+                self.suspend(cx, None);
+                return Poll::Pending;
+            }
+            Some((task, key)) if ready => {
+                let mut inflight = task.cancel_state().inflight.borrow_mut();
+                if inflight.get(*key).is_none_or(|e| e.delivery.is_none()) {
+                    let entry = inflight.remove(*key);
+                    drop(inflight);
+                    // Dropped outside the borrow (a foreign waker may run
+                    // code).
+                    drop(entry);
+                    self.reg = None;
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            Some(_) => {}
+        }
+        match self.poll_cancelled(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(err)) => Poll::Ready(Err(err)),
+            Poll::Ready(None) if ready => {
+                self.complete();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(None) => {
+                self.suspend(cx, None);
+                Poll::Pending
+            }
+        }
     }
 
     /// The awaited event completed: unregister. A delivery still held (an
@@ -768,11 +818,10 @@ impl Checkpoint {
                 self.release();
             }
         }
-        let state = task.cancel_state();
-        let scope = state.scope.borrow().clone();
+        let scope = task.cancel_state().scope.borrow().clone();
         let key = match &self.reg {
             Some((_, key)) => {
-                let mut inflight = state.inflight.borrow_mut();
+                let mut inflight = task.cancel_state().inflight.borrow_mut();
                 let entry = inflight.get_mut(*key).expect("registered checkpoint");
                 entry.scope = scope.clone();
                 entry.waker.refresh(&task, cx.waker());
@@ -782,16 +831,19 @@ impl Checkpoint {
                 *key
             }
             None => {
-                let key = state.inflight.borrow_mut().insert(Inflight {
+                let key = task.cancel_state().inflight.borrow_mut().insert(Inflight {
                     scope: scope.clone(),
                     waker: CpWaker::new(&task, cx.waker()),
                     forward: forward.as_ref().map(ForwardRef::to_owned),
                     delivery: None,
                 });
-                self.reg = Some((task.clone(), key));
+                // The handle moves in: no second count.
+                self.reg = Some((task, key));
                 key
             }
         };
+        let (task, _) = self.reg.as_ref().expect("registered above");
+        let state = task.cancel_state();
         if scope.is_none() && !state.root_pending() {
             // The common case: suspended in the task's own scope, with
             // nothing pending.

@@ -497,31 +497,30 @@ impl<T> Future for QueuePut<'_, T> {
         let this = self.get_mut();
         let queue = this.queue;
         let mut st = queue.state.borrow_mut();
-        loop {
-            if let Some(key) = this.key {
-                let r = std::task::ready!(st.putters.poll(key, cx));
-                this.key = None;
-                if let Err(c) = r {
-                    if c.woken && !st.full() {
-                        st.putters.wake_next();
-                    }
-                    let item = this.item.take().expect("QueuePut polled after completion");
-                    return Poll::Ready(Err(PutError::Cancelled(c.err, item)));
+        if let Some(key) = this.key {
+            let r = std::task::ready!(st.putters.poll(key, cx));
+            this.key = None;
+            if let Err(c) = r {
+                if c.woken && !st.full() {
+                    st.putters.wake_next();
                 }
+                let item = this.item.take().expect("QueuePut polled after completion");
+                return Poll::Ready(Err(PutError::Cancelled(c.err, item)));
             }
-            let item = this.item.take().expect("QueuePut polled after completion");
-            if st.shutdown {
-                return Poll::Ready(Err(QueueShutDown(item).into()));
-            }
-            if !st.full() {
-                queue.put_now(&mut st, item);
-                return Poll::Ready(Ok(()));
-            }
-            // Full: wait for a get to wake us (again, at the tail, if a
-            // slot we were woken for was taken meanwhile).
-            this.item = Some(item);
-            this.key = Some(st.putters.push());
         }
+        let item = this.item.take().expect("QueuePut polled after completion");
+        if st.shutdown {
+            return Poll::Ready(Err(QueueShutDown(item).into()));
+        }
+        if !st.full() {
+            queue.put_now(&mut st, item);
+            return Poll::Ready(Ok(()));
+        }
+        // Full: wait for a get to wake us (again, at the tail, if a slot we
+        // were woken for was taken meanwhile).
+        this.item = Some(item);
+        this.key = Some(st.putters.push_waiting(cx));
+        Poll::Pending
     }
 }
 
@@ -553,31 +552,30 @@ impl<T> Future for QueueGet<'_, T> {
         let this = self.get_mut();
         assert!(!this.done, "QueueGet polled after completion");
         let mut st = this.queue.state.borrow_mut();
-        loop {
-            if let Some(key) = this.key {
-                let r = std::task::ready!(st.getters.poll(key, cx));
-                this.key = None;
-                if let Err(c) = r {
-                    if c.woken && !st.empty() {
-                        st.getters.wake_next();
-                    }
-                    this.done = true;
-                    return Poll::Ready(Err(GetError::Cancelled(c.err)));
+        if let Some(key) = this.key {
+            let r = std::task::ready!(st.getters.poll(key, cx));
+            this.key = None;
+            if let Err(c) = r {
+                if c.woken && !st.empty() {
+                    st.getters.wake_next();
                 }
-            }
-            if let Some(item) = st.store.pop() {
-                st.putters.wake_next();
                 this.done = true;
-                return Poll::Ready(Ok(item));
+                return Poll::Ready(Err(GetError::Cancelled(c.err)));
             }
-            if st.shutdown {
-                this.done = true;
-                return Poll::Ready(Err(QueueShutDown(()).into()));
-            }
-            // Empty: wait for a put to wake us (again, at the tail, if the
-            // item we were woken for was taken meanwhile).
-            this.key = Some(st.getters.push());
         }
+        if let Some(item) = st.store.pop() {
+            st.putters.wake_next();
+            this.done = true;
+            return Poll::Ready(Ok(item));
+        }
+        if st.shutdown {
+            this.done = true;
+            return Poll::Ready(Err(QueueShutDown(()).into()));
+        }
+        // Empty: wait for a put to wake us (again, at the tail, if the item
+        // we were woken for was taken meanwhile).
+        this.key = Some(st.getters.push_waiting(cx));
+        Poll::Pending
     }
 }
 

@@ -99,11 +99,25 @@ impl WaitQueue {
     /// [`poll`](WaitQueue::poll) it until it returns, or
     /// [`remove`](WaitQueue::remove) it.
     pub(crate) fn push(&mut self) -> usize {
+        self.link(Checkpoint::new())
+    }
+
+    /// [`push`](WaitQueue::push) followed by the first
+    /// [`poll`](WaitQueue::poll), which can only suspend (a fresh waiter is
+    /// neither woken nor cancelled): the waiter is registered as suspended
+    /// in the current task, and the caller returns `Pending`.
+    pub(crate) fn push_waiting(&mut self, cx: &Context<'_>) -> usize {
+        let mut cp = Checkpoint::new();
+        cp.suspend(cx, None);
+        self.link(cp)
+    }
+
+    fn link(&mut self, cp: Checkpoint) -> usize {
         let key = self.nodes.insert(Node {
             prev: self.tail,
             next: NIL,
             woken: false,
-            cp: Checkpoint::new(),
+            cp,
         });
         match self.tail {
             NIL => self.head = key,
@@ -144,21 +158,18 @@ impl WaitQueue {
     /// `Pending` otherwise (the task's waker is registered).
     pub(crate) fn poll(&mut self, key: usize, cx: &Context<'_>) -> Poll<Result<(), Cancelled>> {
         let node = self.node(key);
-        match node.cp.poll_cancelled(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(err)) => {
-                let woken = self.remove(key);
-                return Poll::Ready(Err(Cancelled { err, woken }));
+        let woken = node.woken;
+        match node.cp.poll_event(cx, woken) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => {
+                self.remove(key);
+                Poll::Ready(Ok(()))
             }
-            Poll::Ready(None) => {}
+            Poll::Ready(Err(err)) => {
+                self.remove(key);
+                Poll::Ready(Err(Cancelled { err, woken }))
+            }
         }
-        if node.woken {
-            node.cp.complete();
-            self.remove(key);
-            return Poll::Ready(Ok(()));
-        }
-        node.cp.suspend(cx, None);
-        Poll::Pending
     }
 
     /// Wakes the head waiter unless it is already done (asyncio's
