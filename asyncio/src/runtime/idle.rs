@@ -234,7 +234,17 @@ impl Loop {
     }
 
     /// Moves work queued by other threads to the ready queue.
+    #[inline]
     pub(super) fn drain_remote(&self) {
+        // A plain load first: most turns have nothing from other threads,
+        // and skip the locked swap and the call.
+        if self.remote.pending.load(Ordering::Acquire) {
+            self.drain_remote_slow();
+        }
+    }
+
+    #[cold]
+    fn drain_remote_slow(&self) {
         if !self.remote.pending.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -259,14 +269,14 @@ impl Loop {
     /// nothing is ready waits for the next timer, an I/O event or a wake
     /// from another thread (or, on a virtual clock, jumps to the timer).
     pub(super) fn wait_for_work(&self) {
-        let reactor = self.io.reactor.get().cloned();
         if !self.ready.borrow().is_empty() {
-            if let Some(r) = reactor.as_deref().filter(|r| !r.is_empty()) {
-                self.poll_reactor(r, Some(Duration::ZERO));
+            if let Some(r) = self.io.reactor.get().filter(|r| !r.is_empty()).cloned() {
+                self.poll_reactor(&r, Some(Duration::ZERO));
                 self.drain_remote();
             }
             return;
         }
+        let reactor = self.io.reactor.get().cloned();
         let pending = || self.remote.pending.load(Ordering::Acquire);
         let next = self.timers.borrow_mut().next_deadline();
         match (&self.clock, next) {
