@@ -812,10 +812,27 @@ impl Checkpoint {
                  run it inside asyncio::run() or a task made by create_task()"
             )
         });
-        if let Some((owner, _)) = &self.reg {
-            if !owner.ptr_eq(&task) {
-                // The future moved to another task: start afresh there.
-                self.release();
+        match &self.reg {
+            None => {
+                let state = task.cancel_state();
+                if state.scope.borrow().is_none() && !state.root_pending() {
+                    // The common case: a first suspension in the task's own
+                    // scope, with nothing pending: register, and wait.
+                    let key = state.inflight.borrow_mut().insert(Inflight {
+                        scope: None,
+                        waker: CpWaker::new(&task, cx.waker()),
+                        forward: forward.as_ref().map(ForwardRef::to_owned),
+                        delivery: None,
+                    });
+                    self.reg = Some((task, key));
+                    return Suspended::Waiting;
+                }
+            }
+            Some((owner, _)) => {
+                if !owner.ptr_eq(&task) {
+                    // The future moved to another task: start afresh there.
+                    self.release();
+                }
             }
         }
         let scope = task.cancel_state().scope.borrow().clone();
@@ -922,6 +939,19 @@ impl Checkpoint {
         }
     }
 
+    /// Dropped while still registered (a losing `select!` branch, a future
+    /// dropped mid-wait): re-arms an unreturned delivery.
+    #[cold]
+    fn drop_registered(&mut self) {
+        if !std::thread::panicking() {
+            self.release();
+        } else if let Some((task, key)) = self.reg.take() {
+            if let Ok(mut inflight) = task.cancel_state().inflight.try_borrow_mut() {
+                inflight.remove(key);
+            }
+        }
+    }
+
     /// Removes this checkpoint's in-flight entry: its task and delivery.
     fn unregister(&mut self) -> Option<(TaskRef, Option<Box<Delivery>>)> {
         let (task, key) = self.reg.take()?;
@@ -931,13 +961,11 @@ impl Checkpoint {
 }
 
 impl Drop for Checkpoint {
+    #[inline]
     fn drop(&mut self) {
-        if self.reg.is_some() && !std::thread::panicking() {
-            self.release();
-        } else if let Some((task, key)) = self.reg.take() {
-            if let Ok(mut inflight) = task.cancel_state().inflight.try_borrow_mut() {
-                inflight.remove(key);
-            }
+        // Most checkpoints have returned (unregistered) when they drop.
+        if self.reg.is_some() {
+            self.drop_registered();
         }
     }
 }

@@ -183,7 +183,13 @@ impl WaitQueue {
     }
 
     /// Wakes the first waiter that is not done. Returns whether it woke one.
+    #[inline]
     pub(crate) fn wake_next(&mut self) -> bool {
+        // Often nobody waits (a get with no putter blocked).
+        self.head != NIL && self.wake_next_from_head()
+    }
+
+    fn wake_next_from_head(&mut self) -> bool {
         let mut cur = self.head;
         while cur != NIL {
             let node = self.node(cur);
