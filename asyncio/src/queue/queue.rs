@@ -256,6 +256,26 @@ impl<T> Queue<T> {
         Ok(())
     }
 
+    /// A put dropped while it waited: it leaves the line, and passes on a
+    /// wake-up it was given (a free slot) to the next putter.
+    #[cold]
+    fn withdraw_putter(&self, key: usize) {
+        let mut st = self.state.borrow_mut();
+        if st.putters.remove(key) && !st.full() {
+            st.putters.wake_next();
+        }
+    }
+
+    /// A get dropped while it waited: it leaves the line, and passes on a
+    /// wake-up it was given (an item) to the next getter.
+    #[cold]
+    fn withdraw_getter(&self, key: usize) {
+        let mut st = self.state.borrow_mut();
+        if st.getters.remove(key) && !st.empty() {
+            st.getters.wake_next();
+        }
+    }
+
     fn put_now(&self, st: &mut State<T>, item: T) {
         st.store.push(item);
         st.unfinished += 1;
@@ -525,12 +545,11 @@ impl<T> Future for QueuePut<'_, T> {
 }
 
 impl<T> Drop for QueuePut<'_, T> {
+    #[inline]
     fn drop(&mut self) {
+        // Most puts return before they drop: nothing to withdraw.
         if let Some(key) = self.key.take() {
-            let mut st = self.queue.state.borrow_mut();
-            if st.putters.remove(key) && !st.full() {
-                st.putters.wake_next();
-            }
+            self.queue.withdraw_putter(key);
         }
     }
 }
@@ -580,12 +599,11 @@ impl<T> Future for QueueGet<'_, T> {
 }
 
 impl<T> Drop for QueueGet<'_, T> {
+    #[inline]
     fn drop(&mut self) {
+        // Most gets return before they drop: nothing to withdraw.
         if let Some(key) = self.key.take() {
-            let mut st = self.queue.state.borrow_mut();
-            if st.getters.remove(key) && !st.empty() {
-                st.getters.wake_next();
-            }
+            self.queue.withdraw_getter(key);
         }
     }
 }
