@@ -758,6 +758,17 @@ impl Checkpoint {
             }
             Some(_) => {}
         }
+        self.poll_event_general(cx, ready)
+    }
+
+    /// [`Checkpoint::poll_event`] past its common cases: the protocol step
+    /// by step. Out of line, so that the common cases stay small.
+    #[inline(never)]
+    fn poll_event_general(
+        &mut self,
+        cx: &Context<'_>,
+        ready: bool,
+    ) -> Poll<Result<(), CancelledError>> {
         match self.poll_cancelled(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(err)) => Poll::Ready(Err(err)),
@@ -812,27 +823,38 @@ impl Checkpoint {
                  run it inside asyncio::run() or a task made by create_task()"
             )
         });
-        match &self.reg {
-            None => {
-                let state = task.cancel_state();
-                if state.scope.borrow().is_none() && !state.root_pending() {
-                    // The common case: a first suspension in the task's own
-                    // scope, with nothing pending: register, and wait.
-                    let key = state.inflight.borrow_mut().insert(Inflight {
-                        scope: None,
-                        waker: CpWaker::new(&task, cx.waker()),
-                        forward: forward.as_ref().map(ForwardRef::to_owned),
-                        delivery: None,
-                    });
-                    self.reg = Some((task, key));
-                    return Suspended::Waiting;
-                }
+        if self.reg.is_none() {
+            let state = task.cancel_state();
+            if state.scope.borrow().is_none() && !state.root_pending() {
+                // The common case: a first suspension in the task's own
+                // scope, with nothing pending: register, and wait.
+                let key = state.inflight.borrow_mut().insert(Inflight {
+                    scope: None,
+                    waker: CpWaker::new(&task, cx.waker()),
+                    forward: forward.as_ref().map(ForwardRef::to_owned),
+                    delivery: None,
+                });
+                self.reg = Some((task, key));
+                return Suspended::Waiting;
             }
-            Some((owner, _)) => {
-                if !owner.ptr_eq(&task) {
-                    // The future moved to another task: start afresh there.
-                    self.release();
-                }
+        }
+        self.suspend_in_scope(task, cx, forward)
+    }
+
+    /// [`Checkpoint::suspend_forwarding`] past its common case: a
+    /// suspension again, in an inner scope, or with a request pending. Out
+    /// of line, so that the common case stays small.
+    #[inline(never)]
+    fn suspend_in_scope(
+        &mut self,
+        task: TaskRef,
+        cx: &Context<'_>,
+        forward: Option<ForwardRef<'_>>,
+    ) -> Suspended {
+        if let Some((owner, _)) = &self.reg {
+            if !owner.ptr_eq(&task) {
+                // The future moved to another task: start afresh there.
+                self.release();
             }
         }
         let scope = task.cancel_state().scope.borrow().clone();
