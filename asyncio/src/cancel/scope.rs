@@ -652,6 +652,7 @@ impl Checkpoint {
     /// it registered, unless a cancellation was delivered to it (it is
     /// awake already). Returns whether it woke it; an unregistered
     /// checkpoint counts as woken (its first poll will see the event).
+    #[inline]
     pub(crate) fn wake_undelivered(&self) -> bool {
         let Some((task, key)) = &self.reg else {
             return true;
@@ -732,6 +733,7 @@ impl Checkpoint {
     /// otherwise (registered, as [`Checkpoint::suspend`] with no awaited
     /// task). The same as steps 1 to 3 one by one, but a ready event with
     /// nothing delivered, and a first suspension, look at the books once.
+    #[inline]
     pub(crate) fn poll_event(
         &mut self,
         cx: &Context<'_>,

@@ -156,6 +156,7 @@ impl WaitQueue {
     /// The checkpoint protocol for waiter `key`: `Err` if the await was
     /// cancelled (the node is removed), `Ok` if it was woken (removed too),
     /// `Pending` otherwise (the task's waker is registered).
+    #[inline]
     pub(crate) fn poll(&mut self, key: usize, cx: &Context<'_>) -> Poll<Result<(), Cancelled>> {
         let node = self.node(key);
         let woken = node.woken;
