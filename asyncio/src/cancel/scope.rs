@@ -355,6 +355,15 @@ impl CancelState {
         scope
     }
 
+    /// Whether the task's own scope is the innermost one (no timeout or
+    /// task group body being polled), without touching the count.
+    pub(crate) fn in_root_scope(&self) -> bool {
+        let scope = self.scope.take();
+        let root = scope.is_none();
+        self.scope.set(scope);
+        root
+    }
+
     pub(crate) fn cancelling(&self) -> u32 {
         self.count.get()
     }
@@ -686,6 +695,7 @@ impl Checkpoint {
     /// it registered, unless a cancellation was delivered to it (it is
     /// awake already). Returns whether it woke it; an unregistered
     /// checkpoint counts as woken (its first poll will see the event).
+    #[inline]
     pub(crate) fn wake_undelivered(&self) -> bool {
         let Some((task, key)) = &self.reg else {
             return true;
@@ -736,7 +746,11 @@ impl Checkpoint {
     /// delivered (and not forwarded to an awaited task), `Pending` while a
     /// zero-timeout relay turn is spent, `Ready(None)` otherwise.
     pub(crate) fn poll_cancelled(&mut self, cx: &Context<'_>) -> Poll<Option<CancelledError>> {
-        if !self.is_delivered() || self.is_forwarded() {
+        // One look at the entry: delivered and not forwarded.
+        let raise = self
+            .with_entry(|e| e.delivery.as_ref().is_some_and(|d| !d.forwarded))
+            .unwrap_or(false);
+        if !raise {
             return Poll::Ready(None);
         }
         if self.relay_once(cx) {
@@ -754,6 +768,64 @@ impl Checkpoint {
         let d = *delivery?;
         d.settle();
         Some(CancelledError::from_token(d.token))
+    }
+
+    /// The whole protocol for an await whose event is `ready` or not:
+    /// `Ready(Err)` if a cancellation was delivered (it beats a ready
+    /// event), `Ready(Ok)` if the event is ready (unregistered), `Pending`
+    /// otherwise (registered, as [`Checkpoint::suspend`] with no awaited
+    /// task). The same as steps 1 to 3 one by one, but a ready event with
+    /// nothing delivered, and a first suspension, look at the books once.
+    #[inline]
+    pub(crate) fn poll_event(
+        &mut self,
+        cx: &Context<'_>,
+        ready: bool,
+    ) -> Poll<Result<(), CancelledError>> {
+        match &self.reg {
+            // Never suspended: nothing can have been delivered.
+            None if ready => return Poll::Ready(Ok(())),
+            None => {
+                self.suspend(cx, None);
+                return Poll::Pending;
+            }
+            Some((task, key)) if ready => {
+                let mut inflight = task.cancel_state().inflight.borrow_mut();
+                if inflight.get(*key).is_none_or(|e| e.delivery.is_none()) {
+                    let entry = inflight.remove(*key);
+                    drop(inflight);
+                    // Dropped outside the borrow (a foreign waker may run
+                    // code).
+                    drop(entry);
+                    self.reg = None;
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            Some(_) => {}
+        }
+        self.poll_event_general(cx, ready)
+    }
+
+    /// [`Checkpoint::poll_event`] past its common cases: the protocol step
+    /// by step. Out of line, so that the common cases stay small.
+    #[inline(never)]
+    fn poll_event_general(
+        &mut self,
+        cx: &Context<'_>,
+        ready: bool,
+    ) -> Poll<Result<(), CancelledError>> {
+        match self.poll_cancelled(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(err)) => Poll::Ready(Err(err)),
+            Poll::Ready(None) if ready => {
+                self.complete();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(None) => {
+                self.suspend(cx, None);
+                Poll::Pending
+            }
+        }
     }
 
     /// The awaited event completed: unregister. A delivery still held (an
@@ -796,17 +868,44 @@ impl Checkpoint {
                  run it inside asyncio::run() or a task made by create_task()"
             )
         });
+        if self.reg.is_none() {
+            let state = task.cancel_state();
+            if state.in_root_scope() && !state.root_pending() {
+                // The common case: a first suspension in the task's own
+                // scope, with nothing pending: register, and wait.
+                let key = state.inflight.borrow_mut().insert(Inflight {
+                    scope: None,
+                    waker: CpWaker::new(&task, cx.waker()),
+                    forward: forward.as_ref().map(ForwardRef::to_owned),
+                    delivery: None,
+                });
+                self.reg = Some((task, key));
+                return Suspended::Waiting;
+            }
+        }
+        self.suspend_in_scope(task, cx, forward)
+    }
+
+    /// [`Checkpoint::suspend_forwarding`] past its common case: a
+    /// suspension again, in an inner scope, or with a request pending. Out
+    /// of line, so that the common case stays small.
+    #[inline(never)]
+    fn suspend_in_scope(
+        &mut self,
+        task: TaskRef,
+        cx: &Context<'_>,
+        forward: Option<ForwardRef<'_>>,
+    ) -> Suspended {
         if let Some((owner, _)) = &self.reg {
             if !owner.ptr_eq(&task) {
                 // The future moved to another task: start afresh there.
                 self.release();
             }
         }
-        let state = task.cancel_state();
-        let scope = state.scope();
+        let scope = task.cancel_state().scope();
         let key = match &self.reg {
             Some((_, key)) => {
-                let mut inflight = state.inflight.borrow_mut();
+                let mut inflight = task.cancel_state().inflight.borrow_mut();
                 let entry = inflight.get_mut(*key).expect("registered checkpoint");
                 entry.scope = scope.clone();
                 entry.waker.refresh(&task, cx.waker());
@@ -816,16 +915,19 @@ impl Checkpoint {
                 *key
             }
             None => {
-                let key = state.inflight.borrow_mut().insert(Inflight {
+                let key = task.cancel_state().inflight.borrow_mut().insert(Inflight {
                     scope: scope.clone(),
                     waker: CpWaker::new(&task, cx.waker()),
                     forward: forward.as_ref().map(ForwardRef::to_owned),
                     delivery: None,
                 });
-                self.reg = Some((task.clone(), key));
+                // The handle moves in: no second count.
+                self.reg = Some((task, key));
                 key
             }
         };
+        let (task, _) = self.reg.as_ref().expect("registered above");
+        let state = task.cancel_state();
         if scope.is_none() && !state.root_pending() {
             // The common case: suspended in the task's own scope, with
             // nothing pending.
@@ -904,6 +1006,19 @@ impl Checkpoint {
         }
     }
 
+    /// Dropped while still registered (a losing `select!` branch, a future
+    /// dropped mid-wait): re-arms an unreturned delivery.
+    #[cold]
+    fn drop_registered(&mut self) {
+        if !std::thread::panicking() {
+            self.release();
+        } else if let Some((task, key)) = self.reg.take() {
+            if let Ok(mut inflight) = task.cancel_state().inflight.try_borrow_mut() {
+                inflight.remove(key);
+            }
+        }
+    }
+
     /// Removes this checkpoint's in-flight entry: its task and delivery.
     fn unregister(&mut self) -> Option<(TaskRef, Option<Box<Delivery>>)> {
         let (task, key) = self.reg.take()?;
@@ -913,13 +1028,11 @@ impl Checkpoint {
 }
 
 impl Drop for Checkpoint {
+    #[inline]
     fn drop(&mut self) {
-        if self.reg.is_some() && !std::thread::panicking() {
-            self.release();
-        } else if let Some((task, key)) = self.reg.take() {
-            if let Ok(mut inflight) = task.cancel_state().inflight.try_borrow_mut() {
-                inflight.remove(key);
-            }
+        // Most checkpoints have returned (unregistered) when they drop.
+        if self.reg.is_some() {
+            self.drop_registered();
         }
     }
 }

@@ -256,6 +256,26 @@ impl<T> Queue<T> {
         Ok(())
     }
 
+    /// A put dropped while it waited: it leaves the line, and passes on a
+    /// wake-up it was given (a free slot) to the next putter.
+    #[cold]
+    fn withdraw_putter(&self, key: usize) {
+        let mut st = self.state.borrow_mut();
+        if st.putters.remove(key) && !st.full() {
+            st.putters.wake_next();
+        }
+    }
+
+    /// A get dropped while it waited: it leaves the line, and passes on a
+    /// wake-up it was given (an item) to the next getter.
+    #[cold]
+    fn withdraw_getter(&self, key: usize) {
+        let mut st = self.state.borrow_mut();
+        if st.getters.remove(key) && !st.empty() {
+            st.getters.wake_next();
+        }
+    }
+
     fn put_now(&self, st: &mut State<T>, item: T) {
         st.store.push(item);
         st.unfinished += 1;
@@ -497,41 +517,39 @@ impl<T> Future for QueuePut<'_, T> {
         let this = self.get_mut();
         let queue = this.queue;
         let mut st = queue.state.borrow_mut();
-        loop {
-            if let Some(key) = this.key {
-                let r = std::task::ready!(st.putters.poll(key, cx));
-                this.key = None;
-                if let Err(c) = r {
-                    if c.woken && !st.full() {
-                        st.putters.wake_next();
-                    }
-                    let item = this.item.take().expect("QueuePut polled after completion");
-                    return Poll::Ready(Err(PutError::Cancelled(c.err, item)));
+        if let Some(key) = this.key {
+            let r = std::task::ready!(st.putters.poll(key, cx));
+            this.key = None;
+            if let Err(c) = r {
+                if c.woken && !st.full() {
+                    st.putters.wake_next();
                 }
+                let item = this.item.take().expect("QueuePut polled after completion");
+                return Poll::Ready(Err(PutError::Cancelled(c.err, item)));
             }
-            let item = this.item.take().expect("QueuePut polled after completion");
-            if st.shutdown {
-                return Poll::Ready(Err(QueueShutDown(item).into()));
-            }
-            if !st.full() {
-                queue.put_now(&mut st, item);
-                return Poll::Ready(Ok(()));
-            }
-            // Full: wait for a get to wake us (again, at the tail, if a
-            // slot we were woken for was taken meanwhile).
-            this.item = Some(item);
-            this.key = Some(st.putters.push());
         }
+        let item = this.item.take().expect("QueuePut polled after completion");
+        if st.shutdown {
+            return Poll::Ready(Err(QueueShutDown(item).into()));
+        }
+        if !st.full() {
+            queue.put_now(&mut st, item);
+            return Poll::Ready(Ok(()));
+        }
+        // Full: wait for a get to wake us (again, at the tail, if a slot we
+        // were woken for was taken meanwhile).
+        this.item = Some(item);
+        this.key = Some(st.putters.push_waiting(cx));
+        Poll::Pending
     }
 }
 
 impl<T> Drop for QueuePut<'_, T> {
+    #[inline]
     fn drop(&mut self) {
+        // Most puts return before they drop: nothing to withdraw.
         if let Some(key) = self.key.take() {
-            let mut st = self.queue.state.borrow_mut();
-            if st.putters.remove(key) && !st.full() {
-                st.putters.wake_next();
-            }
+            self.queue.withdraw_putter(key);
         }
     }
 }
@@ -553,41 +571,39 @@ impl<T> Future for QueueGet<'_, T> {
         let this = self.get_mut();
         assert!(!this.done, "QueueGet polled after completion");
         let mut st = this.queue.state.borrow_mut();
-        loop {
-            if let Some(key) = this.key {
-                let r = std::task::ready!(st.getters.poll(key, cx));
-                this.key = None;
-                if let Err(c) = r {
-                    if c.woken && !st.empty() {
-                        st.getters.wake_next();
-                    }
-                    this.done = true;
-                    return Poll::Ready(Err(GetError::Cancelled(c.err)));
+        if let Some(key) = this.key {
+            let r = std::task::ready!(st.getters.poll(key, cx));
+            this.key = None;
+            if let Err(c) = r {
+                if c.woken && !st.empty() {
+                    st.getters.wake_next();
                 }
-            }
-            if let Some(item) = st.store.pop() {
-                st.putters.wake_next();
                 this.done = true;
-                return Poll::Ready(Ok(item));
+                return Poll::Ready(Err(GetError::Cancelled(c.err)));
             }
-            if st.shutdown {
-                this.done = true;
-                return Poll::Ready(Err(QueueShutDown(()).into()));
-            }
-            // Empty: wait for a put to wake us (again, at the tail, if the
-            // item we were woken for was taken meanwhile).
-            this.key = Some(st.getters.push());
         }
+        if let Some(item) = st.store.pop() {
+            st.putters.wake_next();
+            this.done = true;
+            return Poll::Ready(Ok(item));
+        }
+        if st.shutdown {
+            this.done = true;
+            return Poll::Ready(Err(QueueShutDown(()).into()));
+        }
+        // Empty: wait for a put to wake us (again, at the tail, if the item
+        // we were woken for was taken meanwhile).
+        this.key = Some(st.getters.push_waiting(cx));
+        Poll::Pending
     }
 }
 
 impl<T> Drop for QueueGet<'_, T> {
+    #[inline]
     fn drop(&mut self) {
+        // Most gets return before they drop: nothing to withdraw.
         if let Some(key) = self.key.take() {
-            let mut st = self.queue.state.borrow_mut();
-            if st.getters.remove(key) && !st.empty() {
-                st.getters.wake_next();
-            }
+            self.queue.withdraw_getter(key);
         }
     }
 }

@@ -84,16 +84,26 @@ impl Remote {
 
     /// Runs `f` with this remote's loop if this thread is running it (one
     /// thread-local lookup): the local fast path of every wake.
+    #[inline]
     fn with_own_loop<R>(&self, f: impl FnOnce(&Loop) -> R) -> Option<R> {
         context::with_loop(|lp| (lp.id == self.loop_id).then(|| f(lp))).flatten()
     }
 
     /// Schedules a task woken through its waker, from any thread.
+    ///
+    /// Inline: the local case (a wake on the loop's own thread, as every
+    /// wake by a queue or lock is) is one thread-local read and a push,
+    /// best done in the waker itself; the rest is out of line.
+    #[inline]
     pub(crate) fn schedule(&self, key: TaskKey) {
         let local = self.with_own_loop(|lp| lp.ready.borrow_mut().push_back(Ready::Task(key)));
-        if local.is_some() {
-            return;
+        if local.is_none() {
+            self.schedule_remote(key);
         }
+    }
+
+    #[cold]
+    fn schedule_remote(&self, key: TaskKey) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -234,7 +244,17 @@ impl Loop {
     }
 
     /// Moves work queued by other threads to the ready queue.
+    #[inline]
     pub(super) fn drain_remote(&self) {
+        // A plain load first: most turns have nothing from other threads,
+        // and skip the locked swap and the call.
+        if self.remote.pending.load(Ordering::Acquire) {
+            self.drain_remote_slow();
+        }
+    }
+
+    #[cold]
+    fn drain_remote_slow(&self) {
         if !self.remote.pending.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -258,15 +278,24 @@ impl Loop {
     /// Step 2 of a turn (see the module doc): polls for I/O, and when
     /// nothing is ready waits for the next timer, an I/O event or a wake
     /// from another thread (or, on a virtual clock, jumps to the timer).
+    #[inline]
     pub(super) fn wait_for_work(&self) {
-        let reactor = self.io.reactor.get().cloned();
+        // A busy loop with no reactor: nothing to poll, nothing to wait for.
+        if self.io.reactor.get().is_none() && !self.ready.borrow().is_empty() {
+            return;
+        }
+        self.wait_or_poll();
+    }
+
+    fn wait_or_poll(&self) {
         if !self.ready.borrow().is_empty() {
-            if let Some(r) = reactor.as_deref().filter(|r| !r.is_empty()) {
-                self.poll_reactor(r, Some(Duration::ZERO));
+            if let Some(r) = self.io.reactor.get().filter(|r| !r.is_empty()).cloned() {
+                self.poll_reactor(&r, Some(Duration::ZERO));
                 self.drain_remote();
             }
             return;
         }
+        let reactor = self.io.reactor.get().cloned();
         let pending = || self.remote.pending.load(Ordering::Acquire);
         let next = self.timers.borrow_mut().next_deadline();
         match (&self.clock, next) {

@@ -251,11 +251,10 @@ impl Loop {
         self.turn.set(self.turn.get() + 1);
         self.drain_remote();
         self.wait_for_work();
-        {
-            let mut timers = self.timers.borrow_mut();
-            let mut ready = self.ready.borrow_mut();
-            timers.pop_due(|| self.now(), |k| ready.push_back(Ready::Timer(k)));
-        }
+        self.timers.borrow_mut().pop_due(
+            || self.now(),
+            |k| self.ready.borrow_mut().push_back(Ready::Timer(k)),
+        );
         let n = self.ready.borrow().len();
         for _ in 0..n {
             let Some(item) = self.ready.borrow_mut().pop_front() else {

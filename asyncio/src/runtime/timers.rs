@@ -207,10 +207,15 @@ impl Timers {
 
     /// Moves every live timer due at `now()` out of the order, in firing
     /// order. The clock is read only if some timer is armed.
-    pub(crate) fn pop_due(&mut self, now: impl FnOnce() -> Instant, mut out: impl FnMut(TimerKey)) {
-        if self.entries.is_empty() {
-            return;
+    #[inline]
+    pub(crate) fn pop_due(&mut self, now: impl FnOnce() -> Instant, out: impl FnMut(TimerKey)) {
+        // Most turns of a busy loop have no timer armed at all.
+        if !self.entries.is_empty() {
+            self.pop_due_armed(now, out);
         }
+    }
+
+    fn pop_due_armed(&mut self, now: impl FnOnce() -> Instant, mut out: impl FnMut(TimerKey)) {
         let now = now();
         while let Some(n) = self.peek() {
             if n.deadline > now {

@@ -99,11 +99,25 @@ impl WaitQueue {
     /// [`poll`](WaitQueue::poll) it until it returns, or
     /// [`remove`](WaitQueue::remove) it.
     pub(crate) fn push(&mut self) -> usize {
+        self.link(Checkpoint::new())
+    }
+
+    /// [`push`](WaitQueue::push) followed by the first
+    /// [`poll`](WaitQueue::poll), which can only suspend (a fresh waiter is
+    /// neither woken nor cancelled): the waiter is registered as suspended
+    /// in the current task, and the caller returns `Pending`.
+    pub(crate) fn push_waiting(&mut self, cx: &Context<'_>) -> usize {
+        let mut cp = Checkpoint::new();
+        cp.suspend(cx, None);
+        self.link(cp)
+    }
+
+    fn link(&mut self, cp: Checkpoint) -> usize {
         let key = self.nodes.insert(Node {
             prev: self.tail,
             next: NIL,
             woken: false,
-            cp: Checkpoint::new(),
+            cp,
         });
         match self.tail {
             NIL => self.head = key,
@@ -142,23 +156,21 @@ impl WaitQueue {
     /// The checkpoint protocol for waiter `key`: `Err` if the await was
     /// cancelled (the node is removed), `Ok` if it was woken (removed too),
     /// `Pending` otherwise (the task's waker is registered).
+    #[inline]
     pub(crate) fn poll(&mut self, key: usize, cx: &Context<'_>) -> Poll<Result<(), Cancelled>> {
         let node = self.node(key);
-        match node.cp.poll_cancelled(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(err)) => {
-                let woken = self.remove(key);
-                return Poll::Ready(Err(Cancelled { err, woken }));
+        let woken = node.woken;
+        match node.cp.poll_event(cx, woken) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => {
+                self.remove(key);
+                Poll::Ready(Ok(()))
             }
-            Poll::Ready(None) => {}
+            Poll::Ready(Err(err)) => {
+                self.remove(key);
+                Poll::Ready(Err(Cancelled { err, woken }))
+            }
         }
-        if node.woken {
-            node.cp.complete();
-            self.remove(key);
-            return Poll::Ready(Ok(()));
-        }
-        node.cp.suspend(cx, None);
-        Poll::Pending
     }
 
     /// Wakes the head waiter unless it is already done (asyncio's
@@ -172,7 +184,13 @@ impl WaitQueue {
     }
 
     /// Wakes the first waiter that is not done. Returns whether it woke one.
+    #[inline]
     pub(crate) fn wake_next(&mut self) -> bool {
+        // Often nobody waits (a get with no putter blocked).
+        self.head != NIL && self.wake_next_from_head()
+    }
+
+    fn wake_next_from_head(&mut self) -> bool {
         let mut cur = self.head;
         while cur != NIL {
             let node = self.node(cur);
