@@ -21,8 +21,9 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Weak;
 use std::task::Waker;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::util::slab::Slab;
 
@@ -30,15 +31,24 @@ use crate::util::slab::Slab;
 pub(crate) enum TimerAction {
     /// Wake a sleeping checkpoint.
     Wake(Waker),
-    /// Run a callback (`call_later`, timeouts).
+    /// Run a callback (`call_later`).
     Callback(Box<dyn FnOnce()>),
+    /// Fire a timeout, if it still exists: held weakly, and with no
+    /// allocation per arming (a `wait_for` arms one timer per call).
+    Fire(Weak<dyn Fire>),
+}
+
+/// Something a timer fires in place (see [`TimerAction::Fire`]).
+pub(crate) trait Fire {
+    /// The timer's deadline passed.
+    fn fire(&self);
 }
 
 /// Names one armed timer; stale keys are harmless.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimerKey {
-    slot: usize,
-    seq: u64,
+    pub(super) slot: u32,
+    pub(super) seq: u64,
 }
 
 struct Timer {
@@ -46,12 +56,14 @@ struct Timer {
     action: TimerAction,
 }
 
-/// A timer's place in the order: deadline, then arming sequence.
+/// A timer's place in the order: deadline (as an offset from the queue's
+/// origin, see [`Timers::offset`]), then arming sequence. 24 bytes: a
+/// million sleeping tasks keep a million of them.
 #[derive(Clone, Copy)]
 struct Node {
-    deadline: Instant,
+    at: i64,
     seq: u64,
-    slot: usize,
+    slot: u32,
 }
 
 impl Node {
@@ -92,11 +104,33 @@ impl Timers {
         }
     }
 
-    fn tick(&self, deadline: Instant) -> u64 {
-        let d = deadline.saturating_duration_since(self.origin);
-        d.as_secs()
-            .saturating_mul(1000)
-            .saturating_add(u64::from(d.subsec_millis()))
+    /// Nanoseconds from the origin to `t`, negative before it. Exact for
+    /// any deadline within 292 years of the loop's start; beyond, it
+    /// saturates (such deadlines then fire in arming order).
+    fn offset(&self, t: Instant) -> i64 {
+        match t.checked_duration_since(self.origin) {
+            Some(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+            None => {
+                let before = self.origin.duration_since(t).as_nanos();
+                i64::try_from(before).map_or(i64::MIN, |n| -n)
+            }
+        }
+    }
+
+    /// The instant at offset `at` (see [`Timers::offset`]).
+    fn instant(&self, at: i64) -> Instant {
+        let d = Duration::from_nanos(at.unsigned_abs());
+        if at >= 0 {
+            self.origin + d
+        } else {
+            self.origin - d
+        }
+    }
+
+    /// The millisecond bucket of offset `at` (deadlines already past share
+    /// tick 0).
+    fn tick(at: i64) -> u64 {
+        u64::try_from(at).unwrap_or(0) / 1_000_000
     }
 
     /// Files the hot bucket into the map.
@@ -127,15 +161,15 @@ impl Timers {
         let seq = self.seq;
         let slot = self.entries.insert(Timer { seq, action });
         let node = Node {
-            deadline,
+            at: self.offset(deadline),
             seq,
-            slot,
+            slot: u32::try_from(slot).expect("asyncio: more than 2^32 timers armed at once"),
         };
-        let tick = self.tick(deadline);
+        let tick = Timers::tick(node.at);
         match self.front_tick {
             Some(ft) if tick == ft => {
                 // The newest sequence: after every equal deadline.
-                let at = self.front.partition_point(|n| n.deadline <= deadline);
+                let at = self.front.partition_point(|n| n.at <= node.at);
                 self.front.insert(at, node);
             }
             Some(ft) if tick < ft => {
@@ -162,20 +196,22 @@ impl Timers {
             }
             self.flush_hot();
             let (tick, mut nodes) = self.buckets.pop_first()?;
-            nodes.sort_unstable_by_key(|n| (n.deadline, n.seq));
+            nodes.sort_unstable_by_key(|n| (n.at, n.seq));
             self.front = nodes.into();
             self.front_tick = Some(tick);
         }
     }
 
     fn live(&self, key: TimerKey) -> bool {
-        self.entries.get(key.slot).is_some_and(|e| e.seq == key.seq)
+        self.entries
+            .get(key.slot as usize)
+            .is_some_and(|e| e.seq == key.seq)
     }
 
     /// Disarms; `false` if the timer already ran or was disarmed.
     pub(crate) fn cancel(&mut self, key: TimerKey) -> bool {
         if self.live(key) {
-            self.entries.remove(key.slot);
+            self.entries.remove(key.slot as usize);
             true
         } else {
             false
@@ -189,7 +225,7 @@ impl Timers {
 
     /// Points a sleeping checkpoint's timer at its latest waker.
     pub(crate) fn update_waker(&mut self, key: TimerKey, waker: &Waker) {
-        if let Some(e) = self.entries.get_mut(key.slot) {
+        if let Some(e) = self.entries.get_mut(key.slot as usize) {
             if e.seq == key.seq {
                 if let TimerAction::Wake(w) = &mut e.action {
                     if !w.will_wake(waker) {
@@ -202,7 +238,8 @@ impl Timers {
 
     /// The earliest deadline of a live timer not yet due.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        self.peek().map(|n| n.deadline)
+        let at = self.peek()?.at;
+        Some(self.instant(at))
     }
 
     /// Moves every live timer due at `now()` out of the order, in firing
@@ -216,9 +253,9 @@ impl Timers {
     }
 
     fn pop_due_armed(&mut self, now: impl FnOnce() -> Instant, mut out: impl FnMut(TimerKey)) {
-        let now = now();
+        let now = self.offset(now());
         while let Some(n) = self.peek() {
-            if n.deadline > now {
+            if n.at > now {
                 break;
             }
             self.front.pop_front();
@@ -229,7 +266,7 @@ impl Timers {
     /// Takes a due timer's action to run it (`None` if it was disarmed).
     pub(crate) fn take(&mut self, key: TimerKey) -> Option<TimerAction> {
         if self.live(key) {
-            self.entries.remove(key.slot).map(|e| e.action)
+            self.entries.remove(key.slot as usize).map(|e| e.action)
         } else {
             None
         }
@@ -255,6 +292,15 @@ impl Timers {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A million sleeping tasks keep a million nodes, and a million queued
+    /// tasks a million ready entries: their sizes are memory per task.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_node_and_a_ready_entry_stay_small() {
+        assert_eq!(std::mem::size_of::<Node>(), 24);
+        assert_eq!(std::mem::size_of::<crate::runtime::Ready>(), 16);
+    }
 
     fn cb() -> TimerAction {
         TimerAction::Callback(Box::new(|| {}))

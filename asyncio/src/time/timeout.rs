@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{InvalidStateError, TimeoutError};
 use crate::cancel::scope::{deliver, scope_converts, ScopeGuard, ScopeNode};
-use crate::runtime::timers::{TimerAction, TimerKey};
+use crate::runtime::timers::{Fire, TimerAction, TimerKey};
 use crate::runtime::{context, Callback, Loop};
 use crate::task::{current_task_obj, TaskRef};
 
@@ -96,20 +96,23 @@ impl Inner {
     fn arm(self: &Rc<Self>, lp: &Rc<Loop>) {
         self.disarm();
         let Some(when) = self.when() else { return };
-        let weak = Rc::downgrade(self);
-        let fire = Box::new(move || {
-            if let Some(me) = weak.upgrade() {
-                me.fire();
-            }
-        });
         let armed = if when <= lp.now() {
-            Armed::Soon(lp.call_soon(fire))
+            let weak = Rc::downgrade(self);
+            Armed::Soon(lp.call_soon(Box::new(move || {
+                if let Some(me) = weak.upgrade() {
+                    me.fire();
+                }
+            })))
         } else {
-            Armed::Timer(lp.arm(when, TimerAction::Callback(fire)))
+            let weak: Weak<dyn Fire> = Rc::downgrade(self) as Weak<Inner>;
+            Armed::Timer(lp.arm(when, TimerAction::Fire(weak)))
         };
         *self.armed.borrow_mut() = Some(armed);
     }
+}
 
+impl Fire for Inner {
+    /// The deadline passed: the scope's own request goes out.
     fn fire(&self) {
         if self.state.get() != TState::Active {
             return;
@@ -123,7 +126,9 @@ impl Inner {
             deliver(&task, Some(&self.scope), None);
         }
     }
+}
 
+impl Inner {
     fn enter(self: &Rc<Self>) -> TaskRef {
         let task = current_task_obj().unwrap_or_else(|| {
             panic!("asyncio::timeout()/wait_for() must be awaited inside an asyncio task")
