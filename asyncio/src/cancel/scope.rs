@@ -226,10 +226,12 @@ impl CpWaker {
         }
     }
 
-    fn get(&self, task: &TaskRef) -> Waker {
+    /// A clone of a foreign waker; `None` for the task's own (wake it in
+    /// place).
+    fn foreign(&self) -> Option<Waker> {
         match self {
-            CpWaker::Task => Waker::clone(&task.0.waker()),
-            CpWaker::Other(w) => Waker::clone(w),
+            CpWaker::Task => None,
+            CpWaker::Other(w) => Some(Waker::clone(w)),
         }
     }
 
@@ -519,7 +521,8 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
         soft: task.is_awake(),
     });
     let mut new_token: Option<Token> = None;
-    let mut to_wake: OneOrMany<Waker> = OneOrMany::None;
+    // `None`: the task's own waker, woken in place (no count taken).
+    let mut to_wake: OneOrMany<Option<Waker>> = OneOrMany::None;
     let mut to_forward: OneOrMany<(usize, Forward)> = OneOrMany::None;
     {
         let mut inflight = state.inflight.borrow_mut();
@@ -567,7 +570,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
             }
             match (&entry.forward, forward) {
                 (Some(target), true) => to_forward.push((key, target.clone())),
-                _ => to_wake.push(entry.waker.get(task)),
+                _ => to_wake.push(entry.waker.foreign()),
             }
         }
     }
@@ -588,12 +591,15 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                 d.forwarded = accepted;
             }
             if !accepted && !target.wakes_itself() {
-                to_wake.push(entry.waker.get(task));
+                to_wake.push(entry.waker.foreign());
             }
         }
     });
     state.delivering.set(false);
-    to_wake.drain_each(Waker::wake);
+    to_wake.drain_each(|w| match w {
+        None => task.0.waker().wake_by_ref(),
+        Some(w) => w.wake(),
+    });
 }
 
 /// `uncancel()` brought the count to zero: withdraw the requests that
