@@ -6,6 +6,7 @@
 //! the pipes under a subprocess's streams) are thin wrappers over these.
 
 use std::fmt::Display;
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::task::{Context, Poll};
@@ -77,8 +78,11 @@ where
     }
 
     /// [`IoStream::poll_read`] as a checkpoint.
-    pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        wait_io(|cx| self.poll_read(cx, buf)).await
+    pub(crate) fn read<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        wait_io(move |cx| self.poll_read(cx, buf))
     }
 }
 
@@ -101,8 +105,11 @@ where
     }
 
     /// [`IoStream::poll_write`] as a checkpoint.
-    pub(crate) async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        wait_io(|cx| self.poll_write(cx, buf)).await
+    pub(crate) fn write<'a>(
+        &'a self,
+        buf: &'a [u8],
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        wait_io(move |cx| self.poll_write(cx, buf))
     }
 
     /// Writes all of `buf`, waiting as often as needed.

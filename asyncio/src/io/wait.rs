@@ -43,18 +43,12 @@ impl PollCheckpoint {
         counts: bool,
         f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<Result<T, CancelledError>> {
-        if let Some(err) = std::task::ready!(self.cp.poll_cancelled(cx)) {
-            self.busy = None;
-            return Poll::Ready(Err(err));
-        }
-        match f(cx) {
-            Poll::Ready(v) => {
-                self.cp.complete();
+        match self.cp.poll_fn(cx, f) {
+            Poll::Ready(r) => {
                 self.busy = None;
-                Poll::Ready(Ok(v))
+                Poll::Ready(r)
             }
             Poll::Pending => {
-                self.cp.suspend(cx, None);
                 if counts && self.busy.is_none() {
                     self.busy = context::with_loop(|lp| lp.busy_guard());
                 }
@@ -87,8 +81,6 @@ impl PollCheckpoint {
 pub(crate) struct WaitFn<F> {
     f: F,
     cp: PollCheckpoint,
-    /// Whether a suspension counts as the loop being busy (I/O does).
-    counts: bool,
 }
 
 /// Makes a checkpoint of the poll function `f`.
@@ -99,7 +91,6 @@ where
     WaitFn {
         f,
         cp: PollCheckpoint::new(),
-        counts: false,
     }
 }
 
@@ -111,20 +102,37 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        this.cp.poll_with(cx, this.counts, &mut this.f)
+        this.cp.poll_with(cx, false, &mut this.f)
     }
 }
 
 /// [`wait_fn`] for an I/O poll function: a cancellation comes out as an
-/// `io::Error` wrapping the [`CancelledError`].
-pub(crate) async fn wait_io<T, F>(f: F) -> io::Result<T>
+/// `io::Error` wrapping the [`CancelledError`]. A future of its own rather
+/// than an `async fn` around a [`WaitFn`]: one state machine less per poll.
+pub(crate) fn wait_io<T, F>(f: F) -> WaitIo<F>
 where
     F: FnMut(&mut Context<'_>) -> Poll<io::Result<T>> + Unpin,
 {
-    let mut wait = wait_fn(f);
-    wait.counts = true;
-    match wait.await {
-        Ok(r) => r,
-        Err(cancelled) => Err(cancelled.into()),
+    WaitIo {
+        f,
+        cp: PollCheckpoint::new(),
+    }
+}
+
+/// The future of [`wait_io`].
+pub(crate) struct WaitIo<F> {
+    f: F,
+    cp: PollCheckpoint,
+}
+
+impl<T, F> Future for WaitIo<F>
+where
+    F: FnMut(&mut Context<'_>) -> Poll<io::Result<T>> + Unpin,
+{
+    type Output = io::Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.cp.poll_io(cx, &mut this.f)
     }
 }
