@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use mio::event::Source;
 
 use super::reactor::{Dir, Hook, IoSource};
-use super::wait::wait_io;
+use super::wait::{wait_io, PollCheckpoint};
 use super::with_addr;
 
 /// A registered byte stream `S` and how its peer reads in error messages
@@ -113,20 +113,31 @@ where
     }
 
     /// Writes all of `buf`, waiting as often as needed.
-    pub(crate) async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => {
-                    return Err(with_addr(
-                        io::ErrorKind::WriteZero.into(),
-                        "write to",
-                        &self.peer,
-                    ))
+    ///
+    /// One future around one checkpoint: the checkpoint is unregistered
+    /// after each write that took bytes, so each write of the loop starts
+    /// as a fresh await point, as a new [`IoStream::write`] would.
+    pub(crate) fn write_all<'a>(
+        &'a self,
+        mut buf: &'a [u8],
+    ) -> impl Future<Output = io::Result<()>> + 'a {
+        let mut cp = PollCheckpoint::new();
+        std::future::poll_fn(move |cx| {
+            while !buf.is_empty() {
+                match std::task::ready!(cp.poll_io(cx, |cx| self.poll_write(cx, buf))) {
+                    Ok(0) => {
+                        return Poll::Ready(Err(with_addr(
+                            io::ErrorKind::WriteZero.into(),
+                            "write to",
+                            &self.peer,
+                        )))
+                    }
+                    Ok(n) => buf = &buf[n..],
+                    Err(e) => return Poll::Ready(Err(e)),
                 }
-                n => buf = &buf[n..],
             }
-        }
-        Ok(())
+            Poll::Ready(Ok(()))
+        })
     }
 
     /// Runs `hook` on the loop whenever the stream may take more bytes.
