@@ -37,6 +37,7 @@ impl PollCheckpoint {
     /// a delivered cancellation wins over a ready result, so `f` is not
     /// even called once a cancellation has arrived). `counts`: whether a
     /// suspension counts as the loop being busy.
+    #[inline]
     fn poll_with<T>(
         &mut self,
         cx: &mut Context<'_>,
@@ -65,6 +66,7 @@ impl PollCheckpoint {
     /// dropped) leaves the checkpoint registered until the next poll or
     /// until this is dropped; a cancellation delivered meanwhile is
     /// returned by the next poll.
+    #[inline]
     pub(crate) fn poll_io<T>(
         &mut self,
         cx: &mut Context<'_>,
