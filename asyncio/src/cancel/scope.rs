@@ -834,6 +834,74 @@ impl Checkpoint {
         }
     }
 
+    /// The whole protocol for an await around a poll function `f` (an I/O
+    /// operation): `Ready(Err)` if a cancellation was delivered (and not
+    /// forwarded), without calling `f`; otherwise `f`'s `Ready` value
+    /// (unregistered, as [`Checkpoint::complete`]), or `Pending`
+    /// (registered, as [`Checkpoint::suspend`] with no awaited task). The
+    /// same as [`Checkpoint::poll_cancelled`], `f`, then `complete` or
+    /// `suspend`, but a poll with nothing delivered looks at the books once
+    /// before `f` and once after.
+    #[inline]
+    pub(crate) fn poll_fn<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<Result<T, CancelledError>> {
+        if let Some((task, key)) = &self.reg {
+            let delivered = task
+                .cancel_state()
+                .inflight
+                .borrow()
+                .get(*key)
+                .is_some_and(|e| e.delivery.is_some());
+            if delivered {
+                return self.poll_fn_delivered(cx, f);
+            }
+        }
+        match f(cx) {
+            Poll::Ready(v) => {
+                if let Some((task, key)) = self.reg.take() {
+                    let entry = task.cancel_state().inflight.borrow_mut().remove(key);
+                    // Settled and dropped outside the borrow (a foreign
+                    // waker may run code).
+                    if let Some(d) = entry.and_then(|e| e.delivery) {
+                        d.settle();
+                    }
+                }
+                Poll::Ready(Ok(v))
+            }
+            Poll::Pending => {
+                self.suspend(cx, None);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// [`Checkpoint::poll_fn`] once a cancellation was delivered: the
+    /// protocol step by step. Out of line, so that the common cases stay
+    /// small.
+    #[inline(never)]
+    fn poll_fn_delivered<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<Result<T, CancelledError>> {
+        if let Some(err) = std::task::ready!(self.poll_cancelled(cx)) {
+            return Poll::Ready(Err(err));
+        }
+        match f(cx) {
+            Poll::Ready(v) => {
+                self.complete();
+                Poll::Ready(Ok(v))
+            }
+            Poll::Pending => {
+                self.suspend(cx, None);
+                Poll::Pending
+            }
+        }
+    }
+
     /// The awaited event completed: unregister. A delivery still held (an
     /// awaited task swallowed the forwarded cancel and returned a value) is
     /// handled: it is not re-armed.

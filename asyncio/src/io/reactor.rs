@@ -121,6 +121,7 @@ impl SourceState {
         }
     }
 
+    #[inline]
     fn add_waiter(&self, dir: Dir, waker: &Waker) {
         let mut list = self.waiters(dir).borrow_mut();
         if !list.iter().any(|w| w.will_wake(waker)) {
@@ -135,7 +136,14 @@ impl SourceState {
         self.closed.set(self.closed.get() | closed);
         for dir in [Dir::Read, Dir::Write] {
             if bits & dir.bit() != 0 {
-                wake.append(&mut self.waiters(dir).borrow_mut());
+                // Most directions have no waiter or one: `append`'s
+                // reserve and copy cost more than moving one waker.
+                let mut list = self.waiters(dir).borrow_mut();
+                match list.len() {
+                    0 => {}
+                    1 => wake.extend(list.pop()),
+                    _ => wake.append(&mut list),
+                }
                 if let Some(h) = &*self.hook(dir).borrow() {
                     hooks.push(h.clone());
                 }

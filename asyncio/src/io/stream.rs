@@ -6,6 +6,7 @@
 //! the pipes under a subprocess's streams) are thin wrappers over these.
 
 use std::fmt::Display;
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::task::{Context, Poll};
@@ -13,7 +14,7 @@ use std::task::{Context, Poll};
 use mio::event::Source;
 
 use super::reactor::{Dir, Hook, IoSource};
-use super::wait::wait_io;
+use super::wait::{wait_io, PollCheckpoint};
 use super::with_addr;
 
 /// A registered byte stream `S` and how its peer reads in error messages
@@ -77,8 +78,11 @@ where
     }
 
     /// [`IoStream::poll_read`] as a checkpoint.
-    pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        wait_io(|cx| self.poll_read(cx, buf)).await
+    pub(crate) fn read<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        wait_io(move |cx| self.poll_read(cx, buf))
     }
 }
 
@@ -101,25 +105,39 @@ where
     }
 
     /// [`IoStream::poll_write`] as a checkpoint.
-    pub(crate) async fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        wait_io(|cx| self.poll_write(cx, buf)).await
+    pub(crate) fn write<'a>(
+        &'a self,
+        buf: &'a [u8],
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        wait_io(move |cx| self.poll_write(cx, buf))
     }
 
     /// Writes all of `buf`, waiting as often as needed.
-    pub(crate) async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf).await? {
-                0 => {
-                    return Err(with_addr(
-                        io::ErrorKind::WriteZero.into(),
-                        "write to",
-                        &self.peer,
-                    ))
+    ///
+    /// One future around one checkpoint: the checkpoint is unregistered
+    /// after each write that took bytes, so each write of the loop starts
+    /// as a fresh await point, as a new [`IoStream::write`] would.
+    pub(crate) fn write_all<'a>(
+        &'a self,
+        mut buf: &'a [u8],
+    ) -> impl Future<Output = io::Result<()>> + 'a {
+        let mut cp = PollCheckpoint::new();
+        std::future::poll_fn(move |cx| {
+            while !buf.is_empty() {
+                match std::task::ready!(cp.poll_io(cx, |cx| self.poll_write(cx, buf))) {
+                    Ok(0) => {
+                        return Poll::Ready(Err(with_addr(
+                            io::ErrorKind::WriteZero.into(),
+                            "write to",
+                            &self.peer,
+                        )))
+                    }
+                    Ok(n) => buf = &buf[n..],
+                    Err(e) => return Poll::Ready(Err(e)),
                 }
-                n => buf = &buf[n..],
             }
-        }
-        Ok(())
+            Poll::Ready(Ok(()))
+        })
     }
 
     /// Runs `hook` on the loop whenever the stream may take more bytes.

@@ -37,24 +37,19 @@ impl PollCheckpoint {
     /// a delivered cancellation wins over a ready result, so `f` is not
     /// even called once a cancellation has arrived). `counts`: whether a
     /// suspension counts as the loop being busy.
+    #[inline]
     fn poll_with<T>(
         &mut self,
         cx: &mut Context<'_>,
         counts: bool,
         f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<Result<T, CancelledError>> {
-        if let Some(err) = std::task::ready!(self.cp.poll_cancelled(cx)) {
-            self.busy = None;
-            return Poll::Ready(Err(err));
-        }
-        match f(cx) {
-            Poll::Ready(v) => {
-                self.cp.complete();
+        match self.cp.poll_fn(cx, f) {
+            Poll::Ready(r) => {
                 self.busy = None;
-                Poll::Ready(Ok(v))
+                Poll::Ready(r)
             }
             Poll::Pending => {
-                self.cp.suspend(cx, None);
                 if counts && self.busy.is_none() {
                     self.busy = context::with_loop(|lp| lp.busy_guard());
                 }
@@ -71,6 +66,7 @@ impl PollCheckpoint {
     /// dropped) leaves the checkpoint registered until the next poll or
     /// until this is dropped; a cancellation delivered meanwhile is
     /// returned by the next poll.
+    #[inline]
     pub(crate) fn poll_io<T>(
         &mut self,
         cx: &mut Context<'_>,
@@ -87,8 +83,6 @@ impl PollCheckpoint {
 pub(crate) struct WaitFn<F> {
     f: F,
     cp: PollCheckpoint,
-    /// Whether a suspension counts as the loop being busy (I/O does).
-    counts: bool,
 }
 
 /// Makes a checkpoint of the poll function `f`.
@@ -99,7 +93,6 @@ where
     WaitFn {
         f,
         cp: PollCheckpoint::new(),
-        counts: false,
     }
 }
 
@@ -111,20 +104,37 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        this.cp.poll_with(cx, this.counts, &mut this.f)
+        this.cp.poll_with(cx, false, &mut this.f)
     }
 }
 
 /// [`wait_fn`] for an I/O poll function: a cancellation comes out as an
-/// `io::Error` wrapping the [`CancelledError`].
-pub(crate) async fn wait_io<T, F>(f: F) -> io::Result<T>
+/// `io::Error` wrapping the [`CancelledError`]. A future of its own rather
+/// than an `async fn` around a [`WaitFn`]: one state machine less per poll.
+pub(crate) fn wait_io<T, F>(f: F) -> WaitIo<F>
 where
     F: FnMut(&mut Context<'_>) -> Poll<io::Result<T>> + Unpin,
 {
-    let mut wait = wait_fn(f);
-    wait.counts = true;
-    match wait.await {
-        Ok(r) => r,
-        Err(cancelled) => Err(cancelled.into()),
+    WaitIo {
+        f,
+        cp: PollCheckpoint::new(),
+    }
+}
+
+/// The future of [`wait_io`].
+pub(crate) struct WaitIo<F> {
+    f: F,
+    cp: PollCheckpoint,
+}
+
+impl<T, F> Future for WaitIo<F>
+where
+    F: FnMut(&mut Context<'_>) -> Poll<io::Result<T>> + Unpin,
+{
+    type Output = io::Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.cp.poll_io(cx, &mut this.f)
     }
 }

@@ -20,6 +20,8 @@ thread_local! {
 }
 
 /// Runs `f` with the running loop, or returns `None` when there is none.
+/// In line: every wake and every await point looks the loop up.
+#[inline]
 pub(crate) fn with_loop<R>(f: impl FnOnce(&Loop) -> R) -> Option<R> {
     let ptr = CURRENT_PTR.with(Cell::get);
     if ptr.is_null() {

@@ -217,10 +217,15 @@ impl Future for ConditionWait<'_, '_> {
         loop {
             match &mut this.state {
                 WaitState::Start => {
-                    let key = this.cond.waiters.borrow_mut().push();
                     this.guard.held = false;
                     this.guard.lock.release();
+                    // A fresh waiter can only suspend: push it suspended
+                    // (after the release, so a pending cancellation it
+                    // takes wakes this task after the lock's next waiter,
+                    // as asyncio orders them).
+                    let key = this.cond.waiters.borrow_mut().push_waiting(cx);
                     this.state = WaitState::Waiting(key);
+                    return Poll::Pending;
                 }
                 WaitState::Waiting(key) => {
                     let r = std::task::ready!(this.cond.waiters.borrow_mut().poll(*key, cx));

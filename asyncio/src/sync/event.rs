@@ -133,18 +133,15 @@ impl Future for EventWait<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let mut st = this.event.state.borrow_mut();
-        let key = match this.key {
-            Some(key) => key,
-            None => {
-                assert!(!this.done, "EventWait polled after completion");
-                if st.value {
-                    this.done = true;
-                    return Poll::Ready(Ok(()));
-                }
-                let key = st.waiters.push();
-                this.key = Some(key);
-                key
+        let Some(key) = this.key else {
+            assert!(!this.done, "EventWait polled after completion");
+            if st.value {
+                this.done = true;
+                return Poll::Ready(Ok(()));
             }
+            // A fresh waiter can only suspend: push it suspended.
+            this.key = Some(st.waiters.push_waiting(cx));
+            return Poll::Pending;
         };
         let r = std::task::ready!(st.waiters.poll(key, cx));
         this.key = None;

@@ -190,19 +190,16 @@ impl<'a> Future for LockAcquire<'a> {
         let this = self.get_mut();
         let lock = this.lock;
         let mut st = lock.state.borrow_mut();
-        let key = match this.key {
-            Some(key) => key,
-            None => {
-                assert!(!this.done, "LockAcquire polled after completion");
-                if !st.locked && !st.waiters.has_live() {
-                    st.locked = true;
-                    this.done = true;
-                    return Poll::Ready(Ok(LockGuard::new(lock)));
-                }
-                let key = st.waiters.push();
-                this.key = Some(key);
-                key
+        let Some(key) = this.key else {
+            assert!(!this.done, "LockAcquire polled after completion");
+            if !st.locked && !st.waiters.has_live() {
+                st.locked = true;
+                this.done = true;
+                return Poll::Ready(Ok(LockGuard::new(lock)));
             }
+            // A fresh waiter can only suspend: push it suspended.
+            this.key = Some(st.waiters.push_waiting(cx));
+            return Poll::Pending;
         };
         let r = std::task::ready!(st.waiters.poll(key, cx));
         this.key = None;

@@ -325,19 +325,16 @@ impl<'a> Future for SemaphoreAcquire<'a> {
         let this = self.get_mut();
         let core = this.core;
         let mut st = core.state.borrow_mut();
-        let key = match this.key {
-            Some(key) => key,
-            None => {
-                assert!(!this.done, "SemaphoreAcquire polled after completion");
-                if !st.locked() {
-                    st.value -= 1;
-                    this.done = true;
-                    return Poll::Ready(Ok(SemaphorePermit { core }));
-                }
-                let key = st.waiters.push();
-                this.key = Some(key);
-                key
+        let Some(key) = this.key else {
+            assert!(!this.done, "SemaphoreAcquire polled after completion");
+            if !st.locked() {
+                st.value -= 1;
+                this.done = true;
+                return Poll::Ready(Ok(SemaphorePermit { core }));
             }
+            // A fresh waiter can only suspend: push it suspended.
+            this.key = Some(st.waiters.push_waiting(cx));
+            return Poll::Pending;
         };
         let r = std::task::ready!(st.waiters.poll(key, cx));
         this.key = None;

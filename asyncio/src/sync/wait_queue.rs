@@ -95,17 +95,12 @@ impl WaitQueue {
         }
     }
 
-    /// Appends a pending waiter; the caller keeps the key and must
-    /// [`poll`](WaitQueue::poll) it until it returns, or
+    /// Appends a waiter, already suspended: a fresh waiter's first
+    /// [`poll`](WaitQueue::poll) could only suspend (it is neither woken
+    /// nor cancelled), so the waiter is registered as suspended in the
+    /// current task at once, and the caller returns `Pending`. The caller
+    /// keeps the key and must `poll` it until it returns, or
     /// [`remove`](WaitQueue::remove) it.
-    pub(crate) fn push(&mut self) -> usize {
-        self.link(Checkpoint::new())
-    }
-
-    /// [`push`](WaitQueue::push) followed by the first
-    /// [`poll`](WaitQueue::poll), which can only suspend (a fresh waiter is
-    /// neither woken nor cancelled): the waiter is registered as suspended
-    /// in the current task, and the caller returns `Pending`.
     pub(crate) fn push_waiting(&mut self, cx: &Context<'_>) -> usize {
         let mut cp = Checkpoint::new();
         cp.suspend(cx, None);

@@ -38,23 +38,35 @@ impl<T> Slab<T> {
         self.len == 0
     }
 
+    /// In line: the common case reuses a free slot; growing is out of
+    /// line.
+    #[inline]
     pub(crate) fn insert(&mut self, value: T) -> usize {
         let key = self.next_free;
-        if key == self.entries.len() {
-            // Grow one slot at a time while small: most slabs here hold one
-            // or two entries (a task's in-flight checkpoints), and `Vec`'s
-            // first growth would reserve four.
-            if self.entries.len() < 4 {
-                self.entries.reserve_exact(1);
-            }
-            self.entries.push(Entry::Occupied(value));
-            self.next_free = key + 1;
-        } else {
-            match std::mem::replace(&mut self.entries[key], Entry::Occupied(value)) {
-                Entry::Vacant(next) => self.next_free = next,
-                Entry::Occupied(_) => unreachable!("free list points at an occupied slot"),
-            }
+        let Some(slot) = self.entries.get_mut(key) else {
+            return self.push_slot(value);
+        };
+        let Entry::Vacant(next) = *slot else {
+            unreachable!("free list points at an occupied slot")
+        };
+        *slot = Entry::Occupied(value);
+        self.next_free = next;
+        self.len += 1;
+        key
+    }
+
+    /// [`Slab::insert`] with no free slot: a new one at the end.
+    #[inline(never)]
+    fn push_slot(&mut self, value: T) -> usize {
+        let key = self.entries.len();
+        // Grow one slot at a time while small: most slabs here hold one
+        // or two entries (a task's in-flight checkpoints), and `Vec`'s
+        // first growth would reserve four.
+        if key < 4 {
+            self.entries.reserve_exact(1);
         }
+        self.entries.push(Entry::Occupied(value));
+        self.next_free = key + 1;
         self.len += 1;
         key
     }

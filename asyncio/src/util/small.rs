@@ -20,16 +20,24 @@ impl<T> InlineSlab<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn insert(&mut self, value: T) -> usize {
         if self.first.is_none() {
             self.first = Some(value);
             0
         } else {
-            self.rest
-                .get_or_insert_with(|| Box::new(Slab::new()))
-                .insert(value)
-                + 1
+            self.insert_rest(value)
         }
+    }
+
+    /// [`InlineSlab::insert`] past the inline slot: out of line, so that
+    /// the common case stays small where it is inlined.
+    #[inline(never)]
+    fn insert_rest(&mut self, value: T) -> usize {
+        self.rest
+            .get_or_insert_with(|| Box::new(Slab::new()))
+            .insert(value)
+            + 1
     }
 
     pub(crate) fn get(&self, key: usize) -> Option<&T> {
