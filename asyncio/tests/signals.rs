@@ -90,11 +90,28 @@ fn sigint_child() {
     let Ok(mode) = std::env::var("ASYNCIO_SIGINT_CHILD") else {
         return;
     };
+    // A shell that started the tests as a background job left SIGINT
+    // ignored (POSIX does that for asynchronous commands), and `run`
+    // rightly leaves an ignored SIGINT alone, as asyncio does. Each mode
+    // states the disposition it is about.
+    let disposition = if mode == "ignored" {
+        libc::SIG_IGN
+    } else {
+        libc::SIG_DFL
+    };
+    // SAFETY: sets SIGINT's disposition before this process installs any
+    // handler of its own.
+    unsafe { libc::signal(libc::SIGINT, disposition) };
+    let patience = if mode == "ignored" {
+        Duration::from_millis(300)
+    } else {
+        Duration::from_secs(20)
+    };
     let mut runner = asyncio::Runner::new();
     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runner.run(async move {
             println!("ready");
-            match asyncio::sleep(Duration::from_secs(20)).await {
+            match asyncio::sleep(patience).await {
                 Ok(()) => Ok("timed out"),
                 Err(cancelled) => {
                     println!("cancelled");
@@ -161,4 +178,11 @@ fn a_main_task_that_handles_sigint_returns_normally() {
     let text = sigint_child_output("swallow");
     assert!(text.contains("cancelled"), "{text}");
     assert!(text.contains("run returned swallowed"), "{text}");
+}
+
+#[test]
+fn an_ignored_sigint_is_left_alone() {
+    let text = sigint_child_output("ignored");
+    assert!(!text.contains("cancelled"), "{text}");
+    assert!(text.contains("run returned timed out"), "{text}");
 }
