@@ -368,8 +368,8 @@ impl Process {
     /// ```
     /// # asyncio::run(async {
     /// let mut p = asyncio::create_subprocess_exec("sleep", ["10"]).await.unwrap();
-    /// p.send_signal(libc::SIGINT).unwrap();
-    /// assert_eq!(p.wait().await.unwrap(), -libc::SIGINT);
+    /// p.send_signal(libc::SIGUSR1).unwrap();
+    /// assert_eq!(p.wait().await.unwrap(), -libc::SIGUSR1);
     /// # });
     /// ```
     ///
