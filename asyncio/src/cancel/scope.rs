@@ -125,9 +125,29 @@ struct Request {
     soft: bool,
 }
 
+/// A request as a delivery holds it: shared when one cancel reached
+/// several checkpoints at once, owned when it reached one (the common
+/// case: no allocation of its own). A request's holders are fixed when it
+/// is made, so an owned one never needs sharing later.
+enum ReqRef {
+    Shared(Rc<Request>),
+    Sole(Request),
+}
+
+impl std::ops::Deref for ReqRef {
+    type Target = Request;
+
+    fn deref(&self) -> &Request {
+        match self {
+            ReqRef::Shared(r) => r,
+            ReqRef::Sole(r) => r,
+        }
+    }
+}
+
 struct Delivery {
     token: Token,
-    requests: OneOrMany<Rc<Request>>,
+    requests: OneOrMany<ReqRef>,
     /// The cancel was forwarded to an awaited task that accepted it: the
     /// checkpoint keeps waiting for that task instead of raising.
     forwarded: bool,
@@ -513,28 +533,42 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
         // reached every checkpoint.
         return;
     }
-    let req = Rc::new(Request {
-        scope: scope.clone(),
-        msg: msg.clone(),
-        returned: Cell::new(false),
-        holders: Cell::new(0),
-        soft: task.is_awake(),
-    });
+    let soft = task.is_awake();
     let mut new_token: Option<Token> = None;
     // `None`: the task's own waker, woken in place (no count taken).
     let mut to_wake: OneOrMany<Option<Waker>> = OneOrMany::None;
     let mut to_forward: OneOrMany<(usize, Forward)> = OneOrMany::None;
     {
         let mut inflight = state.inflight.borrow_mut();
+        let holders = inflight
+            .iter_mut()
+            .filter(|(_, e)| inside(&e.scope, &scope))
+            .count();
+        if holders == 0 {
+            drop(inflight);
+            state.set_pending(&scope, msg);
+            return;
+        }
+        let request = || Request {
+            scope: scope.clone(),
+            msg: msg.clone(),
+            returned: Cell::new(false),
+            holders: Cell::new(holders as u32),
+            soft,
+        };
+        let shared = (holders > 1).then(|| Rc::new(request()));
+        let req = || match &shared {
+            Some(r) => ReqRef::Shared(r.clone()),
+            None => ReqRef::Sole(request()),
+        };
         for (key, entry) in inflight.iter_mut() {
             if !inside(&entry.scope, &scope) {
                 continue;
             }
-            req.holders.set(req.holders.get() + 1);
             let mut forward = entry.forward.is_some();
             match &mut entry.delivery {
                 Some(d) => {
-                    d.requests.push(req.clone());
+                    d.requests.push(req());
                     book_push(state.book(&scope), &d.token);
                     if d.zero && d.forwarded {
                         // asyncio's zero-timeout wait_for waits on a private
@@ -560,7 +594,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                         .clone();
                     entry.delivery = Some(Box::new(Delivery {
                         token,
-                        requests: OneOrMany::One(req.clone()),
+                        requests: OneOrMany::One(req()),
                         forwarded: false,
                         zero: false,
                         relayed: false,
@@ -577,10 +611,6 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
     if let Some(token) = &new_token {
         book_push(state.book(&scope), token);
         book_push(&state.books().all_tokens, token);
-    }
-    if req.holders.get() == 0 {
-        state.set_pending(&scope, msg);
-        return;
     }
     state.delivering.set(true);
     to_forward.drain_each(|(key, target)| {
@@ -1008,11 +1038,11 @@ impl Checkpoint {
             return Suspended::Waiting;
         }
         // Take what is pending on this scope and every enclosing one.
-        let mut taken: Vec<Rc<Request>> = Vec::new();
+        let mut taken: Vec<ReqRef> = Vec::new();
         let mut cur = scope.clone();
         while let Some(node) = cur {
             if node.pending.replace(false) {
-                taken.push(Rc::new(Request {
+                taken.push(ReqRef::Sole(Request {
                     scope: Some(node.clone()),
                     msg: None,
                     returned: Cell::new(false),
@@ -1023,7 +1053,7 @@ impl Checkpoint {
             cur = node.parent();
         }
         if let Some(msg) = state.take_pending() {
-            taken.push(Rc::new(Request {
+            taken.push(ReqRef::Sole(Request {
                 scope: None,
                 msg,
                 returned: Cell::new(false),
@@ -1040,7 +1070,7 @@ impl Checkpoint {
             book_push(state.book(&r.scope), &token);
         }
         book_push(&state.books().all_tokens, &token);
-        let is_zero = |r: &Rc<Request>| r.scope.as_ref().is_some_and(|n| n.zero.get());
+        let is_zero = |r: &ReqRef| r.scope.as_ref().is_some_and(|n| n.zero.get());
         let zero = taken.iter().any(is_zero);
         // A zero-timeout wait_for that also takes another pending request
         // (the task had cancelled itself): asyncio cancels the awaited
