@@ -152,7 +152,7 @@ impl WaitQueue {
     /// cancelled (the node is removed), `Ok` if it was woken (removed too),
     /// `Pending` otherwise (the task's waker is registered).
     #[inline]
-    pub(crate) fn poll(&mut self, key: usize, cx: &Context<'_>) -> Poll<Result<(), Cancelled>> {
+    pub(crate) fn poll(&mut self, key: usize, cx: &mut Context<'_>) -> Poll<Result<(), Cancelled>> {
         let node = self.node(key);
         let woken = node.woken;
         match node.cp.poll_event(cx, woken) {
