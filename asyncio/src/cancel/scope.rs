@@ -43,6 +43,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use super::error::{CancelledError, Token, TokenInner};
+use crate::task::cell::Extras;
 use crate::task::{current_task_obj, TaskRef};
 use crate::util::small::{InlineSlab, OneOrMany};
 
@@ -298,6 +299,17 @@ struct RootBooks {
     spare: RefCell<Option<Token>>,
 }
 
+/// What most tasks never need, in one box allocated on first use: the
+/// books of a task that was cancelled, and the task's [`Extras`] (name, what
+/// its ending carries). One box rather than one each: a word less in every
+/// task header. [`Header`](crate::task::cell::Header) reaches its extras
+/// through [`CancelState::extras`].
+#[derive(Default)]
+struct Cold {
+    books: RootBooks,
+    extras: Extras,
+}
+
 /// The cancellation half of a task header.
 pub(crate) struct CancelState {
     /// `cancelling()`: requests made and not taken back.
@@ -306,8 +318,9 @@ pub(crate) struct CancelState {
     /// (asyncio's `_must_cancel`); its message is in `books`.
     pending: Cell<bool>,
     inflight: RefCell<InlineSlab<Inflight>>,
-    /// Allocated at the task's first cancellation: most tasks never need it.
-    books: OnceCell<Box<RootBooks>>,
+    /// The task's cancel books (allocated at its first cancellation) and
+    /// its [`Extras`]: one box for all that most tasks never need.
+    cold: OnceCell<Box<Cold>>,
     /// The innermost scope being polled right now (a `Cell`: read with
     /// [`CancelState::scope`]).
     scope: Cell<ScopeRef>,
@@ -364,7 +377,7 @@ impl CancelState {
             count: Cell::new(0),
             pending: Cell::new(false),
             inflight: RefCell::new(InlineSlab::new()),
-            books: OnceCell::new(),
+            cold: OnceCell::new(),
             scope: Cell::new(None),
             delivering: Cell::new(false),
         }
@@ -405,8 +418,27 @@ impl CancelState {
         n
     }
 
+    fn cold(&self) -> &Cold {
+        self.cold.get_or_init(Box::default)
+    }
+
     fn books(&self) -> &RootBooks {
-        self.books.get_or_init(Box::default)
+        &self.cold().books
+    }
+
+    /// The books, if the task was ever cancelled.
+    fn books_if_any(&self) -> Option<&RootBooks> {
+        self.cold.get().map(|c| &c.books)
+    }
+
+    /// The task's extras, allocated on first use.
+    pub(crate) fn extras(&self) -> &Extras {
+        &self.cold().extras
+    }
+
+    /// The task's extras, if they were ever allocated.
+    pub(crate) fn extras_if_any(&self) -> Option<&Extras> {
+        self.cold.get().map(|c| &c.extras)
     }
 
     /// Takes the pending root request, if any, with its message.
@@ -414,7 +446,7 @@ impl CancelState {
         if !self.pending.replace(false) {
             return None;
         }
-        Some(self.books.get().and_then(|b| b.pending_msg.take()))
+        Some(self.books_if_any().and_then(|b| b.pending_msg.take()))
     }
 
     /// Whether a root request is waiting for a checkpoint.
@@ -427,23 +459,21 @@ impl CancelState {
         if !self.pending.get() {
             return None;
         }
-        self.books
-            .get()
+        self.books_if_any()
             .and_then(|b| b.pending_msg.borrow().clone())
     }
 
     /// The message of a live token of this task, if any is live: the task's
     /// future completed while still being cancelled.
     pub(crate) fn live_cancellation(&self) -> Option<Option<Arc<str>>> {
-        book_first_live(&self.books.get()?.all_tokens).map(|t| t.message().cloned())
+        book_first_live(&self.books_if_any()?.all_tokens).map(|t| t.message().cloned())
     }
 
     /// Every token of this task that is still live: the cancellations in
     /// flight in it (a task group tells by them whether its body's error
     /// carries one).
     pub(crate) fn live_tokens(&self) -> Vec<Token> {
-        self.books
-            .get()
+        self.books_if_any()
             .map(|b| book_live(&b.all_tokens))
             .unwrap_or_default()
     }
@@ -1123,8 +1153,7 @@ pub(crate) fn scope_converts(task: &TaskRef, node: &Rc<ScopeNode>) -> bool {
             let enclosing = match &cur {
                 Some(n) => book_has(&n.tokens, token),
                 None => state
-                    .books
-                    .get()
+                    .books_if_any()
                     .is_some_and(|b| book_has(&b.root_tokens, token)),
             };
             if enclosing {

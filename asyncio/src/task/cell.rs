@@ -14,7 +14,7 @@
 //!   are woken and done-callbacks scheduled exactly then.
 
 use std::any::Any;
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -132,8 +132,6 @@ pub(crate) struct PanicInfo {
 /// Everything about a task that does not depend on its future's type.
 pub(crate) struct Header {
     pub(crate) id: u64,
-    /// Name, and what a cancelled or panicked ending carries.
-    extras: OnceCell<Box<Extras>>,
     pub(crate) cancel: CancelState,
     end: Cell<End>,
     pub(crate) flags: Flags,
@@ -157,7 +155,7 @@ impl Header {
         if self.end.get() != End::Cancelled {
             return None;
         }
-        self.extras.get()?.cancel_msg.borrow().clone()
+        self.cancel.extras_if_any()?.cancel_msg.borrow().clone()
     }
 
     /// The message of the panic that ended the task, if it panicked.
@@ -165,16 +163,28 @@ impl Header {
         if self.end.get() != End::Panicked {
             return None;
         }
-        Some(self.extras.get()?.panic.borrow().as_ref()?.msg.clone())
+        Some(
+            self.cancel
+                .extras_if_any()?
+                .panic
+                .borrow()
+                .as_ref()?
+                .msg
+                .clone(),
+        )
     }
 
+    /// The task's name and what a cancelled or panicked ending carries,
+    /// allocated on first use (they share a box with the cancel books).
     pub(crate) fn extras(&self) -> &Extras {
-        self.extras.get_or_init(Box::default)
+        self.cancel.extras()
     }
 
     /// The task's name, if one was given.
     pub(crate) fn given_name(&self) -> Option<String> {
-        self.extras.get().and_then(|e| e.name.borrow().clone())
+        self.cancel
+            .extras_if_any()
+            .and_then(|e| e.name.borrow().clone())
     }
 
     pub(crate) fn is_running(&self) -> bool {
@@ -185,7 +195,6 @@ impl Header {
     pub(crate) fn new(lp: Weak<Loop>) -> Header {
         Header {
             id: NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed),
-            extras: OnceCell::new(),
             cancel: CancelState::new(),
             end: Cell::new(End::Running),
             flags: Flags(Cell::new(Flag::HandleAlive as u8)),
