@@ -197,3 +197,86 @@ fn handles_and_wakers_release_the_task_in_any_order() {
     let last = kept.lock().unwrap().pop().unwrap();
     std::thread::spawn(move || drop(last)).join().unwrap();
 }
+
+/// The wake state and the waker count share one atomic word in the task
+/// block. Threads wake the task while the loop steps it, a spare waker is
+/// cloned, woken and dropped on another thread the whole time, and the
+/// task ends while wakes still arrive: no wake may be lost (the task would
+/// never finish) and the block is freed once, by whoever goes last. Under
+/// Miri a few rounds; natively enough to make the races happen.
+#[test]
+fn concurrent_wakes_are_never_lost() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+
+    const ROUNDS: u32 = if cfg!(miri) { 20 } else { 20_000 };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // (rounds released, the waker of the task's current wait)
+        let slot = Arc::new(Mutex::new((0u32, None::<Waker>)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let waker_thread = {
+            let (slot, stop) = (slot.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    let mut s = slot.lock().unwrap();
+                    if let Some(w) = s.1.take() {
+                        s.0 += 1;
+                        drop(s);
+                        w.wake();
+                    } else {
+                        drop(s);
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        };
+        let spammer = {
+            let (slot, stop) = (slot.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut spare: Option<Waker> = None;
+                while !stop.load(Ordering::Acquire) {
+                    if spare.is_none() {
+                        spare = slot.lock().unwrap().1.clone();
+                    }
+                    if let Some(w) = &spare {
+                        let c = w.clone();
+                        c.wake_by_ref();
+                        drop(c);
+                        w.wake_by_ref();
+                    }
+                    std::thread::yield_now();
+                }
+                // Likely the last reference: frees the block here.
+                drop(spare);
+            })
+        };
+        let done = asyncio::run(async move {
+            let mut steps = 0u32;
+            for round in 1..=ROUNDS {
+                std::future::poll_fn(|cx| {
+                    steps += 1;
+                    let mut s = slot.lock().unwrap();
+                    if s.0 >= round {
+                        Poll::Ready(())
+                    } else {
+                        s.1 = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                })
+                .await;
+            }
+            assert!(steps >= ROUNDS);
+            ROUNDS
+        });
+        stop.store(true, Ordering::Release);
+        waker_thread.join().unwrap();
+        spammer.join().unwrap();
+        tx.send(done).unwrap();
+    });
+    let timeout = Duration::from_secs(if cfg!(miri) { 3600 } else { 120 });
+    let done = rx
+        .recv_timeout(timeout)
+        .expect("a wake was lost: the task never finished its rounds");
+    assert_eq!(done, ROUNDS);
+}

@@ -7,24 +7,25 @@
 //! A task is one `RawCell<F>` (`repr(C)`, so a pointer to it is a pointer to
 //! its [`Head`]):
 //! - [`Shared`]: what any thread may touch, through a waker: the atomic
-//!   reference count, the wake state, the task's registry key, the loop's
-//!   [`Remote`] queue, the vtable;
-//! - `locals`: the number of local handles ([`RawTask`]);
+//!   reference count and the wake state (one word), the number of local
+//!   handles ([`RawTask`]), the task's registry key, the loop's [`Remote`]
+//!   queue, the vtable;
 //! - the type-independent [`Header`] and the [`StageCell`] (the future, then
 //!   its output): the loop's thread only.
 //!
 //! # Two counts
 //!
 //! Local handles (`TaskRef`, `Task<T>`, the loop's registry entry) are
-//! `!Send`, so they are counted in `locals` with plain arithmetic. Wakers
-//! are `Send + Sync` and counted in `Shared::refs` atomically; all local
-//! handles together hold one unit of `refs`.
+//! `!Send`, so they are counted in `Shared::locals` by the loop's thread
+//! alone (relaxed loads and stores, no read-modify-write). Wakers
+//! are `Send + Sync` and counted in `Shared::word` atomically; all local
+//! handles together hold one unit of the count.
 //!
 //! - When the last local handle drops (on the loop's thread), the header
 //!   and the stage are dropped in place — so a `!Send` future, output or
 //!   done-callback is never dropped on another thread — and the local unit
-//!   of `refs` is released.
-//! - Whoever releases the last unit of `refs` (the local side, or a waker
+//!   of the count is released.
+//! - Whoever releases the last unit of the count (the local side, or a waker
 //!   dropped on any thread) frees the block, dropping only [`Shared`], which
 //!   is `Send + Sync`.
 //!
@@ -45,7 +46,7 @@ use std::ops::Deref;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
@@ -53,17 +54,28 @@ use super::cell::{self, Header};
 use super::{Outcome, TaskRef};
 use crate::runtime::{Loop, Remote, TaskKey};
 
-/// Wake states: idle (suspended or running), queued (in the ready queue),
-/// done (wakes do nothing).
-const IDLE: u8 = 0;
-const QUEUED: u8 = 1;
-const DONE: u8 = 2;
+/// The wake state, in the low bits of [`Shared::word`]. Neither bit:
+/// idle (suspended or running). `QUEUED`: in the ready queue (woken, not
+/// yet stepped). `DONE`: wakes do nothing (it wins over `QUEUED`, which a
+/// late wake may still set).
+const QUEUED: u32 = 1;
+const DONE: u32 = 2;
+const STATE: u32 = QUEUED | DONE;
+/// One reference, in the rest of the word.
+const REF: u32 = 4;
 
 /// The part of a task any thread may touch (through a waker).
 struct Shared {
-    /// Wakers, plus one for all local handles together.
-    refs: AtomicUsize,
-    state: AtomicU8,
+    /// The wake state (two bits) and, above it, the count of references:
+    /// wakers, plus one for all local handles together. One 32-bit word:
+    /// every wake-state change is a single `fetch_or`/`fetch_and`, and the
+    /// header stays small. A waker clone past 2^29 aborts, as `Arc` does at
+    /// `isize::MAX`.
+    word: AtomicU32,
+    /// The number of local handles. Only the loop's thread touches it:
+    /// atomic only so that `Shared` stays `Sync`; its relaxed loads and
+    /// stores compile to plain moves.
+    locals: AtomicU32,
     key: TaskKey,
     remote: Arc<Remote>,
     vtable: &'static Vtable,
@@ -79,7 +91,6 @@ const _: () = {
 #[repr(C)]
 pub(crate) struct Head {
     shared: Shared,
-    locals: Cell<usize>,
     header: ManuallyDrop<Header>,
 }
 
@@ -199,13 +210,12 @@ impl RawTask {
         let cell = Box::new(RawCell {
             head: Head {
                 shared: Shared {
-                    refs: AtomicUsize::new(1),
-                    state: AtomicU8::new(QUEUED),
+                    word: AtomicU32::new(REF | QUEUED),
+                    locals: AtomicU32::new(1),
                     key,
                     remote,
                     vtable: vtable::<F>(),
                 },
-                locals: Cell::new(1),
                 header: ManuallyDrop::new(header),
             },
             stage: ManuallyDrop::new(StageCell(RefCell::new(Stage::Running(fut)))),
@@ -256,20 +266,17 @@ impl RawTask {
 
     /// Called as a step begins: wakes from now on queue the task again.
     pub(crate) fn begin_step(&self) {
-        let _ =
-            self.shared()
-                .state
-                .compare_exchange(QUEUED, IDLE, Ordering::AcqRel, Ordering::Acquire);
+        self.shared().word.fetch_and(!QUEUED, Ordering::AcqRel);
     }
 
     /// Whether the task sits in the ready queue (woken, not yet stepped).
     pub(crate) fn is_queued(&self) -> bool {
-        self.shared().state.load(Ordering::Acquire) == QUEUED
+        self.shared().word.load(Ordering::Acquire) & STATE == QUEUED
     }
 
     /// The task is done: later wakes do nothing.
     pub(crate) fn mark_done(&self) {
-        self.shared().state.store(DONE, Ordering::Release);
+        self.shared().word.fetch_or(DONE, Ordering::Release);
     }
 
     /// Runs one step.
@@ -291,25 +298,32 @@ impl RawTask {
     }
 }
 
+impl Shared {
+    /// Counts one more local handle (on the loop's thread).
+    fn add_local(&self) {
+        let n = self.locals.load(Ordering::Relaxed);
+        self.locals.store(n + 1, Ordering::Relaxed);
+    }
+}
+
 impl Clone for RawTask {
     fn clone(&self) -> RawTask {
-        let locals = &self.head().locals;
-        locals.set(locals.get() + 1);
+        self.shared().add_local();
         RawTask { ptr: self.ptr }
     }
 }
 
 impl Drop for RawTask {
     fn drop(&mut self) {
-        let locals = &self.head().locals;
-        let left = locals.get() - 1;
-        locals.set(left);
+        let locals = &self.shared().locals;
+        let left = locals.load(Ordering::Relaxed) - 1;
+        locals.store(left, Ordering::Relaxed);
         if left == 0 {
             let ptr = self.ptr;
             // SAFETY: this was the last local handle: nothing can reach the
             // local part any more, and we are on the loop's thread.
             unsafe { (self.shared().vtable.drop_local)(ptr) };
-            // SAFETY: the local side's unit of `refs` is released once.
+            // SAFETY: the local side's unit of the count is released once.
             unsafe { release(ptr) };
         }
     }
@@ -344,7 +358,7 @@ impl CurrentTask {
         // guard that will restore it does): the block and its local part
         // are alive, and this is the loop's thread.
         let head = unsafe { ptr.as_ref() };
-        head.locals.set(head.locals.get() + 1);
+        head.shared.add_local();
         Some(RawTask { ptr })
     }
 }
@@ -376,16 +390,16 @@ impl Deref for WakerRef<'_> {
     }
 }
 
-/// Releases one unit of `refs`, freeing the block after the last.
+/// Releases one unit of the count, freeing the block after the last.
 ///
 /// # Safety
-/// The caller owns one unit of `refs` and does not use it afterwards.
+/// The caller owns one unit of the count and does not use it afterwards.
 unsafe fn release(ptr: NonNull<Head>) {
     // SAFETY: the unit the caller owns keeps `Shared` alive until here;
     // it is the block's first field, so the block's address is its own
     // (no reference to the rest of the block, which may be dropped already).
     let shared = unsafe { &*ptr.cast::<Shared>().as_ptr() };
-    if shared.refs.fetch_sub(1, Ordering::Release) == 1 {
+    if shared.word.fetch_sub(REF, Ordering::Release) < 2 * REF {
         // Every other release happened before this free.
         fence(Ordering::Acquire);
         let dealloc = shared.vtable.dealloc;
@@ -465,7 +479,7 @@ fn raw_waker(ptr: NonNull<Head>) -> RawWaker {
 }
 
 /// # Safety
-/// `data` comes from `raw_waker` and its waker holds a unit of `refs` (or
+/// `data` comes from `raw_waker` and its waker holds a unit of the count (or
 /// is a borrowed `WakerRef`, whose task handle holds one).
 unsafe fn shared_of<'a>(data: *const ()) -> &'a Shared {
     // SAFETY: as the caller guarantees; `Shared` is the block's first field
@@ -476,8 +490,9 @@ unsafe fn shared_of<'a>(data: *const ()) -> &'a Shared {
 unsafe fn waker_clone(data: *const ()) -> RawWaker {
     // SAFETY: a live waker's data (see `shared_of`).
     let shared = unsafe { shared_of(data) };
-    if shared.refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
-        // As `Arc` does: a count this high means leaked clones; never wrap.
+    if shared.word.fetch_add(REF, Ordering::Relaxed) > u32::MAX / 2 {
+        // As `Arc` does: a count this high means leaked clones; never wrap
+        // (half a billion more clones would have to race past this check).
         std::process::abort();
     }
     RawWaker::new(data, &WAKER_VTABLE)
@@ -494,17 +509,13 @@ unsafe fn waker_wake(data: *const ()) {
 unsafe fn waker_wake_by_ref(data: *const ()) {
     // SAFETY: a live waker's data.
     let shared = unsafe { shared_of(data) };
-    if shared
-        .state
-        .compare_exchange(IDLE, QUEUED, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
-    {
+    if shared.word.fetch_or(QUEUED, Ordering::AcqRel) & STATE == 0 {
         shared.remote.schedule(shared.key);
     }
 }
 
 unsafe fn waker_drop(data: *const ()) {
-    // SAFETY: an owned waker gives back its unit of `refs` once.
+    // SAFETY: an owned waker gives back its unit of the count once.
     unsafe { release(NonNull::new_unchecked(data.cast_mut().cast::<Head>())) }
 }
 
@@ -513,12 +524,12 @@ mod tests {
     use super::Head;
 
     /// Every task carries a `Head`, so its size is the runtime's memory per
-    /// task (a million sleeping tasks cost a million of them). Three cache
-    /// lines today; growing it needs a reason.
+    /// task (a million sleeping tasks cost a million of them). Two and a
+    /// half cache lines today; growing it needs a reason.
     #[test]
-    fn a_task_head_fits_in_three_cache_lines() {
+    fn a_task_head_stays_at_160_bytes() {
         assert!(
-            std::mem::size_of::<Head>() <= 192,
+            std::mem::size_of::<Head>() <= 160,
             "Head is {} bytes",
             std::mem::size_of::<Head>()
         );
