@@ -280,3 +280,35 @@ fn concurrent_wakes_are_never_lost() {
         .expect("a wake was lost: the task never finished its rounds");
     assert_eq!(done, ROUNDS);
 }
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(Rc<RefCell<Option<asyncio::TaskRef>>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.borrow().as_ref() {
+            t.abort();
+        }
+    }
+}
+
+/// A future dropped in place as its task ends may reach back into its own
+/// task (here: a guard that aborts it again). The stage is busy then: the
+/// second abort is a no-op on a task that is ending, and nothing touches
+/// the future twice.
+#[test]
+fn a_future_aborting_its_own_task_from_its_drop_is_harmless() {
+    asyncio::run(async {
+        let me = Rc::new(RefCell::new(None));
+        let guard = AbortOnDrop(me.clone());
+        let t = asyncio::create_task(async move {
+            let _guard = guard;
+            asyncio::sleep(Duration::from_secs(3600)).await.unwrap();
+        });
+        *me.borrow_mut() = Some(t.task_ref());
+        asyncio::sleep(Duration::ZERO).await.unwrap();
+        t.task_ref().abort();
+        assert!(t.task_ref().cancelled());
+        me.borrow_mut().take();
+    });
+}

@@ -76,6 +76,9 @@ pub(crate) enum Flag {
     AbortRequested = 8,
     /// Its step is running.
     Running = 16,
+    /// Its future or output is being polled, dropped or moved: the borrow
+    /// flag of its [`StageCell`] (see there).
+    StageBusy = 32,
 }
 
 /// A task's [`Flag`]s.
@@ -216,7 +219,7 @@ enum Ending<T> {
 fn finish<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop, ending: Ending<F::Output>) {
     let h = task.header();
     // Drop the future first, on this thread.
-    stage.consume();
+    stage.consume(&h.flags);
     let (end, cancel_msg) = match ending {
         Ending::Value(v) => {
             if let Some(msg) = h.cancel.live_cancellation() {
@@ -226,7 +229,7 @@ fn finish<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop, ending: En
                 drop(v);
                 (End::Cancelled, h.cancel.pending_message())
             } else {
-                stage.set_output(v);
+                stage.set_output(&h.flags, v);
                 (End::Value, None)
             }
         }
@@ -306,7 +309,7 @@ pub(crate) fn run<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop) {
         let _current = lp.current.enter(task);
         let waker = task.waker();
         let mut cx = Context::from_waker(&waker);
-        stage.poll(&mut cx)
+        stage.poll(&h.flags, &mut cx)
     };
     h.flags.set(Flag::Running, false);
     match res {
@@ -331,6 +334,11 @@ pub(crate) fn abort<F: Future>(task: &RawTask, stage: &StageCell<F>) {
         h.flags.set(Flag::AbortRequested, true);
         return;
     }
+    if h.flags.get(Flag::StageBusy) {
+        // Reached from the drop of its own future as the task finishes
+        // (a guard aborting its task): it is ending already.
+        return;
+    }
     if let Some(lp) = h.lp.upgrade() {
         finish(task, stage, &lp, Ending::Cancelled);
     }
@@ -338,7 +346,7 @@ pub(crate) fn abort<F: Future>(task: &RawTask, stage: &StageCell<F>) {
 
 /// Drops the future without completing the task (loop close).
 pub(crate) fn drop_future<F: Future>(task: &RawTask, stage: &StageCell<F>) {
-    stage.consume();
+    stage.consume(&task.header().flags);
     task.header().cancel.clear();
     task.mark_done();
     drop(task.header().waiters.take());
@@ -349,7 +357,7 @@ pub(crate) fn take_outcome<F: Future>(task: &RawTask, stage: &StageCell<F>) -> O
     let h = task.header();
     match h.end.get() {
         End::Running => Outcome::Pending,
-        End::Value => match stage.take_output() {
+        End::Value => match stage.take_output(&h.flags) {
             Some(v) => Outcome::Value(v),
             None => Outcome::Taken,
         },

@@ -38,7 +38,7 @@
 //! is dropped in place (never moved out) — see [`StageCell`].
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -50,7 +50,7 @@ use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use super::cell::{self, Header};
+use super::cell::{self, Flag, Flags, Header};
 use super::{Outcome, TaskRef};
 use crate::runtime::{Loop, Remote, TaskKey};
 
@@ -118,7 +118,18 @@ struct Vtable {
 /// A `StageCell` exists only inside a `RawCell`, which never moves, and it
 /// has no way to move the future out: it is polled and dropped in place.
 /// That is what makes its pin sound.
-pub(crate) struct StageCell<F: Future>(RefCell<Stage<F>>);
+///
+/// # Borrows
+///
+/// An `UnsafeCell`, not a `RefCell`: the borrow flag is one bit of the
+/// task's [`Flags`] ([`Flag::StageBusy`]) instead of a word in every task.
+/// Every access that can run user code while it holds a reference into the
+/// stage (polling the future; dropping the future or an output in place)
+/// sets the bit for its duration and clears it after, on unwind too; every
+/// access checks it first and panics if it is set, as a `RefCell` would
+/// (a future whose `Drop` reaches back into its own task). The flags live
+/// in the same block, so the methods take them from the caller.
+pub(crate) struct StageCell<F: Future>(UnsafeCell<Stage<F>>);
 
 enum Stage<F: Future> {
     Running(F),
@@ -126,47 +137,88 @@ enum Stage<F: Future> {
     Consumed,
 }
 
+/// Holds [`Flag::StageBusy`] set; clears it when dropped (on unwind too).
+struct Busy<'a>(&'a Flags);
+
+impl<'a> Busy<'a> {
+    #[inline(always)]
+    fn enter(flags: &'a Flags) -> Busy<'a> {
+        if flags.replace(Flag::StageBusy, true) {
+            reentered();
+        }
+        Busy(flags)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn reentered() -> ! {
+    panic!("asyncio: a task's future or output was reached from inside its own poll or drop")
+}
+
+impl Drop for Busy<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.0.set(Flag::StageBusy, false);
+    }
+}
+
 impl<F: Future> StageCell<F> {
+    /// Runs `f` on the stage with the busy bit set.
+    #[inline(always)]
+    fn with<R>(&self, flags: &Flags, f: impl FnOnce(&mut Stage<F>) -> R) -> R {
+        let _busy = Busy::enter(flags);
+        // SAFETY: the bit was clear, so no other reference into the stage
+        // exists (every access holds the bit while it holds one), and
+        // while this one lives the bit makes any nested access panic
+        // before it touches the stage.
+        f(unsafe { &mut *self.0.get() })
+    }
+
     /// Polls the future once, catching a panic.
     ///
     /// # Panics
     /// If the future already completed (a loop bug).
     pub(crate) fn poll(
         &self,
+        flags: &Flags,
         cx: &mut Context<'_>,
     ) -> Result<Poll<F::Output>, Box<dyn Any + Send>> {
-        let mut stage = self.0.borrow_mut();
-        let Stage::Running(fut) = &mut *stage else {
-            unreachable!("a finished task was polled");
-        };
-        // SAFETY: a `StageCell` lives only inside its task's heap block,
-        // which is freed only after the stage was dropped in place, and
-        // nothing moves the future out of `Stage::Running` (it is replaced,
-        // which drops it in place). So it never moves after this pin.
-        let fut = unsafe { Pin::new_unchecked(fut) };
-        panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
+        self.with(flags, |stage| {
+            let Stage::Running(fut) = stage else {
+                unreachable!("a finished task was polled");
+            };
+            // SAFETY: a `StageCell` lives only inside its task's heap block,
+            // which is freed only after the stage was dropped in place, and
+            // nothing moves the future out of `Stage::Running` (it is
+            // replaced, which drops it in place). So it never moves after
+            // this pin.
+            let fut = unsafe { Pin::new_unchecked(fut) };
+            panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
+        })
     }
 
     /// Drops the future (or an output nobody took) in place.
-    pub(crate) fn consume(&self) {
-        *self.0.borrow_mut() = Stage::Consumed;
+    pub(crate) fn consume(&self, flags: &Flags) {
+        self.with(flags, |stage| *stage = Stage::Consumed);
     }
 
     /// Stores the output for the task's handle to take.
-    pub(crate) fn set_output(&self, v: F::Output) {
-        *self.0.borrow_mut() = Stage::Finished(v);
+    pub(crate) fn set_output(&self, flags: &Flags, v: F::Output) {
+        self.with(flags, |stage| *stage = Stage::Finished(v));
     }
 
     /// Takes the output, if it is there.
-    pub(crate) fn take_output(&self) -> Option<F::Output> {
-        let mut stage = self.0.borrow_mut();
-        if !matches!(*stage, Stage::Finished(_)) {
-            return None;
-        }
-        match std::mem::replace(&mut *stage, Stage::Consumed) {
-            Stage::Finished(v) => Some(v),
-            _ => None,
-        }
+    pub(crate) fn take_output(&self, flags: &Flags) -> Option<F::Output> {
+        self.with(flags, |stage| {
+            if !matches!(stage, Stage::Finished(_)) {
+                return None;
+            }
+            match std::mem::replace(stage, Stage::Consumed) {
+                Stage::Finished(v) => Some(v),
+                _ => None,
+            }
+        })
     }
 }
 
@@ -218,7 +270,7 @@ impl RawTask {
                 },
                 header: ManuallyDrop::new(header),
             },
-            stage: ManuallyDrop::new(StageCell(RefCell::new(Stage::Running(fut)))),
+            stage: ManuallyDrop::new(StageCell(UnsafeCell::new(Stage::Running(fut)))),
         });
         Typed {
             task: TaskRef(RawTask {
@@ -521,7 +573,19 @@ unsafe fn waker_drop(data: *const ()) {
 
 #[cfg(all(test, target_pointer_width = "64"))]
 mod tests {
-    use super::Head;
+    use super::{Head, Stage, StageCell};
+    use std::future::Ready;
+    use std::mem::size_of;
+
+    /// The stage's borrow flag is a bit of the header's flags: the cell
+    /// adds nothing to the future it holds.
+    #[test]
+    fn a_stage_cell_is_no_larger_than_its_stage() {
+        assert_eq!(
+            size_of::<StageCell<Ready<u64>>>(),
+            size_of::<Stage<Ready<u64>>>()
+        );
+    }
 
     /// Every task carries a `Head`, so its size is the runtime's memory per
     /// task (a million sleeping tasks cost a million of them). Two and a
@@ -529,9 +593,9 @@ mod tests {
     #[test]
     fn a_task_head_stays_at_160_bytes() {
         assert!(
-            std::mem::size_of::<Head>() <= 160,
+            size_of::<Head>() <= 160,
             "Head is {} bytes",
-            std::mem::size_of::<Head>()
+            size_of::<Head>()
         );
     }
 }
