@@ -487,3 +487,35 @@ async fn virtual_clock_jumps_to_deadlines() {
     assert_eq!(clock.elapsed(), Duration::from_secs(24 * 3600));
     assert!(wall.elapsed() < Duration::from_secs(5));
 }
+
+/// A task finds its own loop wherever it is touched on that loop's thread:
+/// between runs (no loop running), and while another loop of the same
+/// thread runs. Its done-callback is scheduled on its own loop, not on
+/// the running one.
+#[test]
+fn a_task_touched_outside_its_loop_uses_its_own_loop() {
+    let mut a = asyncio::Runner::builder().virtual_time(true).build();
+    let mut b = asyncio::Runner::builder().virtual_time(true).build();
+    let ran = Rc::new(Cell::new(0));
+    let (pending, done) = a.run(async {
+        let p = create_task(sleep(Duration::from_secs(3600))).task_ref();
+        let d = create_task(async {}).task_ref();
+        sleep(Duration::ZERO).await.unwrap();
+        (p, d)
+    });
+    // No loop is running: the callback is queued on loop A.
+    let r = ran.clone();
+    done.add_done_callback(move |_| r.set(r.get() + 1));
+    // Loop B runs: aborting A's task and adding a callback must not use B.
+    let r = ran.clone();
+    let p2 = pending.clone();
+    b.run(async move {
+        p2.abort();
+        p2.add_done_callback(move |_| r.set(r.get() + 10));
+        sleep(Duration::ZERO).await.unwrap();
+    });
+    assert!(pending.cancelled());
+    assert_eq!(ran.get(), 0, "callbacks run on their task's loop only");
+    a.run(async { sleep(Duration::ZERO).await.unwrap() });
+    assert_eq!(ran.get(), 11);
+}

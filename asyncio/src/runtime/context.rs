@@ -1,4 +1,5 @@
-//! The crate's thread-local: the loop running on this thread, if any.
+//! The crate's thread-locals: the loop running on this thread, if any, and
+//! the loops made on this thread (so a task finds its loop by id).
 //!
 //! It is set only while [`Runner::run`](crate::Runner::run) (or `close`)
 //! drives the loop, and restored when that returns or unwinds. Every
@@ -10,13 +11,48 @@
 //! `RefCell` bookkeeping. The pointer's one `unsafe` dereference is below.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use super::Loop;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Loop>>> = const { RefCell::new(None) };
     static CURRENT_PTR: Cell<*const Loop> = const { Cell::new(std::ptr::null()) };
+    /// Every live loop made on this thread, by id. A loop is `!Send`, and
+    /// so is every task handle: a task is only ever touched on the thread
+    /// that made its loop, which finds the loop here instead of each task
+    /// holding a `Weak` to it.
+    static LOOPS: RefCell<Vec<(u64, Weak<Loop>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records a new loop of this thread (`Loop::new`). A loop made while the
+/// thread's locals are being destroyed is found only while it runs.
+pub(crate) fn register_loop(lp: &Rc<Loop>) {
+    let _ = LOOPS.try_with(|l| l.borrow_mut().push((lp.id, Rc::downgrade(lp))));
+}
+
+/// Forgets a loop of this thread (its drop). At thread exit the list may be
+/// gone already; then there is nothing to forget.
+pub(crate) fn forget_loop(id: u64) {
+    let _ = LOOPS.try_with(|l| l.borrow_mut().retain(|(i, _)| *i != id));
+}
+
+/// The loop with this id, if it is alive and was made on this thread: the
+/// running one at the cost of one thread-local read, any other by a scan
+/// of this thread's (few) loops.
+pub(crate) fn loop_by_id(id: u64) -> Option<Rc<Loop>> {
+    if with_loop(|lp| lp.id == id) == Some(true) {
+        return current_loop();
+    }
+    LOOPS
+        .try_with(|l| {
+            l.borrow()
+                .iter()
+                .find(|(i, _)| *i == id)
+                .and_then(|(_, w)| w.upgrade())
+        })
+        .ok()
+        .flatten()
 }
 
 /// Runs `f` with the running loop, or returns `None` when there is none.

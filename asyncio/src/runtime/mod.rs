@@ -94,6 +94,12 @@ pub(crate) struct Loop {
     io: idle::LoopIo,
 }
 
+impl Drop for Loop {
+    fn drop(&mut self) {
+        context::forget_loop(self.id);
+    }
+}
+
 impl Loop {
     pub(crate) fn new(
         virtual_time: bool,
@@ -101,7 +107,7 @@ impl Loop {
         handler: Option<ExceptionHandler>,
     ) -> Rc<Loop> {
         let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
-        Rc::new(Loop {
+        let lp = Rc::new(Loop {
             id,
             ready: RefCell::new(VecDeque::new()),
             timers: RefCell::new(Timers::new()),
@@ -118,7 +124,9 @@ impl Loop {
             deadlock_after,
             handler,
             io: idle::LoopIo::default(),
-        })
+        });
+        context::register_loop(&lp);
+        lp
     }
 
     /// The loop's clock.
@@ -162,12 +170,7 @@ impl Loop {
             slot: slot as u32,
             gen,
         };
-        let typed = RawTask::allocate(
-            fut,
-            key,
-            self.remote.clone(),
-            Header::new(Rc::downgrade(self)),
-        );
+        let typed = RawTask::allocate(fut, key, self.remote.clone(), Header::new());
         let task = typed.task();
         if name.is_some() {
             *task.header().extras().name.borrow_mut() = name;

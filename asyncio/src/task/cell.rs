@@ -16,7 +16,6 @@
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::rc::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -140,7 +139,6 @@ pub(crate) struct Header {
     pub(crate) flags: Flags,
     pub(crate) waiters: Waiters,
     pub(crate) next_waiter: Cell<u32>,
-    pub(crate) lp: Weak<Loop>,
 }
 
 impl Header {
@@ -194,8 +192,9 @@ impl Header {
         self.flags.get(Flag::Running)
     }
 
-    /// A fresh header for a task of loop `lp`.
-    pub(crate) fn new(lp: Weak<Loop>) -> Header {
+    /// A fresh header (the task finds its loop by the id in its block:
+    /// [`RawTask::owning_loop`]).
+    pub(crate) fn new() -> Header {
         Header {
             id: NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed),
             cancel: CancelState::new(),
@@ -203,7 +202,6 @@ impl Header {
             flags: Flags(Cell::new(Flag::HandleAlive as u8)),
             waiters: Waiters(Cell::new(OneOrMany::None)),
             next_waiter: Cell::new(0),
-            lp,
         }
     }
 }
@@ -339,7 +337,7 @@ pub(crate) fn abort<F: Future>(task: &RawTask, stage: &StageCell<F>) {
         // (a guard aborting its task): it is ending already.
         return;
     }
-    if let Some(lp) = h.lp.upgrade() {
+    if let Some(lp) = task.owning_loop() {
         finish(task, stage, &lp, Ending::Cancelled);
     }
 }

@@ -150,7 +150,7 @@ impl TaskRef {
     pub fn add_done_callback(&self, f: impl FnOnce(&TaskRef) + 'static) {
         let h = self.header();
         if h.is_done() {
-            if let Some(lp) = h.lp.upgrade() {
+            if let Some(lp) = self.0.owning_loop() {
                 let me = self.clone();
                 lp.call_soon(Box::new(move || f(&me)));
             }
@@ -308,7 +308,11 @@ impl<T> Drop for Task<T> {
         let h = task.header();
         h.flags.set(Flag::HandleAlive, false);
         if !h.flags.get(Flag::Retrieved) {
-            if let (Some(msg), Some(lp)) = (task.panic_message(), h.lp.upgrade()) {
+            // The loop is looked up only when there is a panic to report.
+            let report = task
+                .panic_message()
+                .and_then(|m| Some((m, task.0.owning_loop()?)));
+            if let Some((msg, lp)) = report {
                 h.flags.set(Flag::Retrieved, true);
                 lp.report(
                     format!("Task exception was never retrieved: {msg}"),
