@@ -173,7 +173,7 @@ impl Loop {
         let typed = RawTask::allocate(fut, key, self.remote.clone(), Header::new());
         let task = typed.task();
         if name.is_some() {
-            *task.header().extras().name.borrow_mut() = name;
+            task.header().extras().set_name(name);
         }
         let got = self.tasks.borrow_mut().insert((gen, task.clone()));
         debug_assert_eq!(got, slot);

@@ -74,7 +74,7 @@ impl TaskRef {
 
     /// Renames the task.
     pub fn set_name(&self, name: impl Into<String>) {
-        *self.header().extras().name.borrow_mut() = Some(name.into());
+        self.header().extras().set_name(Some(name.into()));
     }
 
     /// Whether the task has finished: with a value, cancelled, or panicked.

@@ -2,6 +2,8 @@
 //! exactly one: a task's one suspended checkpoint, a task's one awaiter.
 //! They save an allocation per task.
 
+use std::cell::Cell;
+
 use super::slab::Slab;
 
 /// A [`Slab`] whose first entry lives inline. Key 0 is the inline slot;
@@ -106,7 +108,9 @@ impl<T> OneOrMany<T> {
     #[inline]
     pub(crate) fn push(&mut self, value: T) {
         if let OneOrMany::None = self {
-            *self = OneOrMany::One(value);
+            // `forget`: the empty list owns nothing, and a plain assignment
+            // would call the list's drop glue on it, out of line.
+            std::mem::forget(std::mem::replace(self, OneOrMany::One(value)));
         } else {
             self.push_more(value);
         }
@@ -170,6 +174,22 @@ impl<T> OneOrMany<T> {
                 }
             }
             OneOrMany::Many(v) => v.retain(keep),
+        }
+    }
+
+    /// Puts the list back into `cell`, which `Cell::take` emptied, and
+    /// returns whatever was put there meanwhile, if anything. `Cell::set`
+    /// would call the list's drop glue on the empty list it replaces, out
+    /// of line, on every edit.
+    #[inline]
+    pub(crate) fn put_back(self, cell: &Cell<OneOrMany<T>>) -> Option<OneOrMany<T>> {
+        let left = cell.replace(self);
+        if let OneOrMany::None = left {
+            // As in `push`: the empty list owns nothing.
+            std::mem::forget(left);
+            None
+        } else {
+            Some(left)
         }
     }
 
