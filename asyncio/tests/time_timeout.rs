@@ -703,3 +703,43 @@ async fn a_timeout_in_one_task_leaves_others_alone() {
     assert_eq!(take(&log), ["other ok=true"]);
     assert_eq!(clock.elapsed(), secs(3));
 }
+
+/// A finished timeout nobody refers to is reused by the thread's next
+/// `timeout`/`wait_for` (its state and scope reset); one a handle still
+/// refers to is not. Alternating expiring, completing and nested
+/// timeouts must each behave as new, and a kept handle keeps its state.
+#[asyncio::test(virtual_time)]
+async fn reused_timeouts_behave_as_new() {
+    let clock = Clock::start();
+    for round in 0..4u64 {
+        // Expires: the inner sleep is cancelled, the scope converts.
+        let r = timeout(ms(5), sleep(secs(10))).await;
+        assert!(matches!(r, Err(TimeoutError)), "round {round}");
+        // Completes in time.
+        let r = asyncio::wait_for(sleep(ms(1)), ms(50)).await;
+        assert!(matches!(r, Ok(Ok(()))), "round {round}");
+        // Nested: the inner one expires first; the outer then completes.
+        let r = timeout(ms(100), async {
+            let inner = timeout(ms(2), sleep(secs(10))).await;
+            assert!(matches!(inner, Err(TimeoutError)));
+            sleep(ms(1)).await
+        })
+        .await;
+        assert!(matches!(r, Ok(Ok(()))), "round {round}");
+        // Swallowed: the inner code catches the cancellation and finishes.
+        let r = timeout(ms(3), async { sleep(secs(10)).await.is_err() }).await;
+        assert!(matches!(r, Ok(true)), "round {round}");
+    }
+    assert_eq!(clock.elapsed(), ms(4 * (5 + 1 + 2 + 1 + 3)));
+    assert_eq!(current_task().unwrap().cancelling(), 0);
+
+    // A handle keeps its timeout out of the pool: its state stays.
+    let to = timeout(ms(1), sleep(secs(10)));
+    let kept = to.handle();
+    assert!(to.await.is_err());
+    let fresh = timeout(ms(50), sleep(ms(1)));
+    let fresh_handle = fresh.handle();
+    assert!(matches!(fresh.await, Ok(Ok(()))));
+    assert!(kept.expired());
+    assert!(!fresh_handle.expired());
+}

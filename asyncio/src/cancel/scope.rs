@@ -86,6 +86,23 @@ impl ScopeNode {
     fn parent(&self) -> Option<Rc<ScopeNode>> {
         self.parent.borrow().clone()
     }
+
+    /// Makes an unshared scope as good as new, for reuse by another
+    /// timeout (see `time/timeout.rs`).
+    pub(crate) fn reset(self: &Rc<Self>) {
+        debug_assert!(Rc::strong_count(self) == 1 && Rc::weak_count(self) == 0);
+        self.parent.borrow_mut().take();
+        self.pending.set(false);
+        self.tokens.with(|list| *list = OneOrMany::None);
+        self.zero.set(false);
+        self.expiring.set(false);
+    }
+
+    /// Whether nothing but its owner holds the scope: no in-flight
+    /// checkpoint, request, inner scope or guard refers to it.
+    pub(crate) fn unshared(self: &Rc<Self>) -> bool {
+        Rc::strong_count(self) == 1 && Rc::weak_count(self) == 0
+    }
 }
 
 /// Which scope a request is aimed at: `None` is the task (root) scope.

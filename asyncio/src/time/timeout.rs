@@ -58,11 +58,27 @@ struct Inner {
     lp: RefCell<Weak<Loop>>,
     /// `wait_for` with a zero timeout: cancel at once, without counting a
     /// request on the caller (asyncio cancels the awaited task instead).
-    zero: bool,
+    zero: Cell<bool>,
+}
+
+/// How many finished timeouts a thread keeps for reuse.
+const SPARE_CAP: usize = 32;
+
+thread_local! {
+    /// Finished timeouts nobody else refers to, reset, for the next
+    /// `timeout`/`wait_for` of this thread: a `wait_for` in a loop then
+    /// allocates nothing (its `Inner` and its scope are two allocations).
+    static SPARE: RefCell<Vec<Rc<Inner>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Inner {
     fn new(deadline: Deadline, zero: bool) -> Rc<Inner> {
+        let spare = SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten();
+        if let Some(inner) = spare {
+            *inner.deadline.borrow_mut() = deadline;
+            inner.zero.set(zero);
+            return inner;
+        }
         Rc::new(Inner {
             scope: ScopeNode::new(),
             state: Cell::new(TState::Created),
@@ -70,8 +86,29 @@ impl Inner {
             armed: RefCell::new(None),
             task: RefCell::new(None),
             lp: RefCell::new(Weak::new()),
-            zero,
+            zero: Cell::new(zero),
         })
+    }
+
+    /// Keeps a finished timeout for reuse if nothing else refers to it or
+    /// to its scope (no handle, armed timer or callback, checkpoint,
+    /// request or inner scope), resetting it first so that the spare holds
+    /// no task or loop alive.
+    fn recycle(self: &Rc<Self>) {
+        let unshared = Rc::strong_count(self) == 1 && Rc::weak_count(self) == 0;
+        if !unshared || !self.scope.unshared() || self.armed.borrow().is_some() {
+            return;
+        }
+        self.state.set(TState::Created);
+        self.task.borrow_mut().take();
+        *self.lp.borrow_mut() = Weak::new();
+        self.scope.reset();
+        let _ = SPARE.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < SPARE_CAP {
+                s.push(self.clone());
+            }
+        });
     }
 
     fn when(&self) -> Option<Instant> {
@@ -142,7 +179,7 @@ impl Inner {
         };
         *self.deadline.borrow_mut() = Deadline::At(resolved);
         self.state.set(TState::Active);
-        if self.zero {
+        if self.zero.get() {
             self.state.set(TState::Expiring);
             self.scope.set_zero();
             self.scope.set_pending(true);
@@ -164,7 +201,7 @@ impl Inner {
             return false;
         }
         self.state.set(TState::Expired);
-        if !self.zero {
+        if !self.zero.get() {
             if let Some(task) = self.task.borrow().as_ref() {
                 task.uncancel();
             }
@@ -214,6 +251,7 @@ pin_project_lite::pin_project! {
             if matches!(this.inner.state.get(), TState::Active | TState::Expiring) {
                 this.inner.leave();
             }
+            this.inner.recycle();
         }
     }
 }
