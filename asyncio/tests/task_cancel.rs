@@ -780,3 +780,47 @@ async fn a_handled_record_does_not_cancel() {
     assert_eq!(rec.message(), Some("noted"));
     assert!(!t.cancelled());
 }
+
+/// A task cancelled while it sits in the ready queue after a bare yield
+/// (`checkpoint()`, `sleep(0)`) raises at that yield, with the message;
+/// if `uncancel()` brings the count back to zero before it resumes, the
+/// request is withdrawn (Python 3.13's `_must_cancel`) and the yield
+/// returns normally.
+#[asyncio::test(virtual_time)]
+async fn a_cancel_during_a_bare_yield_raises_there_unless_withdrawn() {
+    let reached = Rc::new(Cell::new(0));
+    let r = reached.clone();
+    let t = create_task(async move {
+        r.set(1);
+        checkpoint().await?;
+        r.set(2);
+        Ok::<_, CancelledError>(())
+    });
+    // Let it reach its yield; it is queued again for the next turn.
+    while reached.get() == 0 {
+        sleep(secs(0)).await.unwrap();
+    }
+    assert!(t.cancel_with("stop"));
+    let err = t.await.expect_err("raised at the yield");
+    assert_eq!(err.message(), Some("stop"));
+    assert_eq!(reached.get(), 1, "nothing ran past the yield");
+
+    let reached = Rc::new(Cell::new(0));
+    let r = reached.clone();
+    let t = create_task(async move {
+        r.set(1);
+        checkpoint().await?;
+        r.set(2);
+        Ok::<_, CancelledError>(())
+    });
+    while reached.get() == 0 {
+        sleep(secs(0)).await.unwrap();
+    }
+    assert!(t.cancel());
+    assert_eq!(t.uncancel(), 0);
+    assert!(
+        matches!(t.await, Ok(Ok(()))),
+        "the withdrawn request is not raised"
+    );
+    assert_eq!(reached.get(), 2);
+}

@@ -755,6 +755,19 @@ impl ForwardRef<'_> {
     }
 }
 
+/// The task polling an await point.
+///
+/// # Panics
+/// When polled outside a task.
+fn polling_task() -> TaskRef {
+    current_task_obj().unwrap_or_else(|| {
+        panic!(
+            "an asyncio await point was polled outside an asyncio task; \
+             run it inside asyncio::run() or a task made by create_task()"
+        )
+    })
+}
+
 /// What a checkpoint should do after [`Checkpoint::suspend`].
 pub(crate) enum Suspended {
     /// Registered; wait for the event (or a cancellation).
@@ -986,6 +999,43 @@ impl Checkpoint {
         self.suspend_forwarding(cx, forward.map(ForwardRef::Task))
     }
 
+    /// Suspends for exactly one turn, the caller having rescheduled its
+    /// task (a bare yield: `sleep(0)`, [`checkpoint`](crate::checkpoint)).
+    ///
+    /// A task sitting in the ready queue needs no wake to see a
+    /// cancellation, so in the task's own scope with nothing pending
+    /// nothing is registered: a cancel arriving during the turn stays
+    /// pending on the task, as asyncio's cancel of a scheduled task sets
+    /// `_must_cancel`, and [`Checkpoint::take_pending_after_yield`] raises
+    /// it on the next poll. What can be observed is the same as with a
+    /// registration (the request is withdrawn by `uncancel()` reaching zero
+    /// first, and raised at this await otherwise); the task saves an
+    /// in-flight entry per yield. Anywhere else this is
+    /// [`Checkpoint::suspend`].
+    pub(crate) fn suspend_yield(&mut self, cx: &Context<'_>) -> Suspended {
+        let task = polling_task();
+        if self.reg.is_none() {
+            let state = task.cancel_state();
+            if state.in_root_scope() && !state.root_pending() {
+                return Suspended::Waiting;
+            }
+        }
+        self.suspend_in_scope(task, cx, None)
+    }
+
+    /// The poll after [`Checkpoint::suspend_yield`]: the cancellation that
+    /// arrived during the turn, if the yield registered nothing (a
+    /// registered one is [`Checkpoint::poll_cancelled`]'s).
+    pub(crate) fn take_pending_after_yield(&mut self) -> Option<CancelledError> {
+        if self.reg.is_some() {
+            return None;
+        }
+        let task = current_task_obj()?;
+        let state = task.cancel_state();
+        let msg = state.take_pending()?;
+        Some(CancelledError::from_token(state.root_token(msg)))
+    }
+
     /// [`Checkpoint::suspend`] for an await that forwards cancellations to a
     /// [`CancelTarget`] (gather's outer future) instead of a task.
     pub(crate) fn suspend_to(
@@ -1001,12 +1051,7 @@ impl Checkpoint {
         cx: &Context<'_>,
         forward: Option<ForwardRef<'_>>,
     ) -> Suspended {
-        let task = current_task_obj().unwrap_or_else(|| {
-            panic!(
-                "an asyncio await point was polled outside an asyncio task; \
-                 run it inside asyncio::run() or a task made by create_task()"
-            )
-        });
+        let task = polling_task();
         if self.reg.is_none() {
             let state = task.cancel_state();
             if state.in_root_scope() && !state.root_pending() {

@@ -104,7 +104,7 @@ impl Future for Sleep {
                 };
                 let Some(deadline) = deadline else {
                     this.state = State::Yielded;
-                    this.cp.suspend(cx, None);
+                    this.cp.suspend_yield(cx);
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 };
@@ -116,6 +116,9 @@ impl Future for Sleep {
             }
             State::Yielded => {
                 this.state = State::Done;
+                if let Some(err) = this.cp.take_pending_after_yield() {
+                    return Poll::Ready(Err(err));
+                }
                 this.cp.complete();
                 Poll::Ready(Ok(()))
             }
