@@ -788,34 +788,30 @@ async fn a_handled_record_does_not_cancel() {
 /// returns normally.
 #[asyncio::test(virtual_time)]
 async fn a_cancel_during_a_bare_yield_raises_there_unless_withdrawn() {
-    let reached = Rc::new(Cell::new(0));
-    let r = reached.clone();
-    let t = create_task(async move {
-        r.set(1);
-        checkpoint().await?;
-        r.set(2);
-        Ok::<_, CancelledError>(())
-    });
-    // Let it reach its yield; it is queued again for the next turn.
-    while reached.get() == 0 {
-        sleep(secs(0)).await.unwrap();
+    /// A task that records how far it got around one bare yield, once it
+    /// sits in the ready queue after that yield.
+    async fn at_its_yield() -> (asyncio::Task<R<()>>, Rc<Cell<u8>>) {
+        let reached = Rc::new(Cell::new(0));
+        let r = reached.clone();
+        let t = create_task(async move {
+            r.set(1);
+            checkpoint().await?;
+            r.set(2);
+            Ok(())
+        });
+        while reached.get() == 0 {
+            sleep(secs(0)).await.unwrap();
+        }
+        (t, reached)
     }
+
+    let (t, reached) = at_its_yield().await;
     assert!(t.cancel_with("stop"));
     let err = t.await.expect_err("raised at the yield");
     assert_eq!(err.message(), Some("stop"));
     assert_eq!(reached.get(), 1, "nothing ran past the yield");
 
-    let reached = Rc::new(Cell::new(0));
-    let r = reached.clone();
-    let t = create_task(async move {
-        r.set(1);
-        checkpoint().await?;
-        r.set(2);
-        Ok::<_, CancelledError>(())
-    });
-    while reached.get() == 0 {
-        sleep(secs(0)).await.unwrap();
-    }
+    let (t, reached) = at_its_yield().await;
     assert!(t.cancel());
     assert_eq!(t.uncancel(), 0);
     assert!(
