@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::raw::{RawTask, StageCell};
+use super::raw::{RawTask, StageRef};
 use super::{Outcome, TaskRef};
 use crate::cancel::scope::CancelState;
 use crate::runtime::Loop;
@@ -105,7 +105,7 @@ pub(crate) enum Flag {
     /// Its step is running.
     Running = 16,
     /// Its future or output is being polled, dropped or moved: the borrow
-    /// flag of its [`StageCell`] (see there).
+    /// flag of its stage (see `StageCell` in raw.rs).
     StageBusy = 32,
 }
 
@@ -238,10 +238,10 @@ enum Ending<T> {
     Cancelled,
 }
 
-fn finish<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop, ending: Ending<F::Output>) {
+fn finish<F: Future>(task: &RawTask, stage: StageRef<'_, F>, lp: &Loop, ending: Ending<F::Output>) {
     let h = task.header();
     // Drop the future first, on this thread.
-    stage.consume(&h.flags);
+    stage.consume();
     let (end, cancel_msg) = match ending {
         Ending::Value(v) => {
             if let Some(msg) = h.cancel.live_cancellation() {
@@ -251,7 +251,7 @@ fn finish<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop, ending: En
                 drop(v);
                 (End::Cancelled, h.cancel.pending_message())
             } else {
-                stage.set_output(&h.flags, v);
+                stage.set_output(v);
                 (End::Value, None)
             }
         }
@@ -312,7 +312,7 @@ pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
 }
 
 /// Runs one step of the task (the loop found it ready).
-pub(crate) fn run<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop) {
+pub(crate) fn run<F: Future>(task: &RawTask, stage: StageRef<'_, F>, lp: &Loop) {
     let h = task.header();
     task.begin_step();
     if h.is_done() {
@@ -331,7 +331,7 @@ pub(crate) fn run<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop) {
         let _current = lp.current.enter(task);
         let waker = task.waker();
         let mut cx = Context::from_waker(&waker);
-        stage.poll(&h.flags, &mut cx)
+        stage.poll(&mut cx)
     };
     h.flags.set(Flag::Running, false);
     match res {
@@ -347,7 +347,7 @@ pub(crate) fn run<F: Future>(task: &RawTask, stage: &StageCell<F>, lp: &Loop) {
 
 /// Drops the future now and ends the task cancelled (at the end of the
 /// current step if it is running).
-pub(crate) fn abort<F: Future>(task: &RawTask, stage: &StageCell<F>) {
+pub(crate) fn abort<F: Future>(task: &RawTask, stage: StageRef<'_, F>) {
     let h = task.header();
     if h.is_done() {
         return;
@@ -367,19 +367,22 @@ pub(crate) fn abort<F: Future>(task: &RawTask, stage: &StageCell<F>) {
 }
 
 /// Drops the future without completing the task (loop close).
-pub(crate) fn drop_future<F: Future>(task: &RawTask, stage: &StageCell<F>) {
-    stage.consume(&task.header().flags);
+pub(crate) fn drop_future<F: Future>(task: &RawTask, stage: StageRef<'_, F>) {
+    stage.consume();
     task.header().cancel.clear();
     task.mark_done();
     drop(task.header().waiters.take());
 }
 
 /// Hands a finished task's outcome to an awaiter.
-pub(crate) fn take_outcome<F: Future>(task: &RawTask, stage: &StageCell<F>) -> Outcome<F::Output> {
+pub(crate) fn take_outcome<F: Future>(
+    task: &RawTask,
+    stage: StageRef<'_, F>,
+) -> Outcome<F::Output> {
     let h = task.header();
     match h.end.get() {
         End::Running => Outcome::Pending,
-        End::Value => match stage.take_output(&h.flags) {
+        End::Value => match stage.take_output() {
             Some(v) => Outcome::Value(v),
             None => Outcome::Taken,
         },

@@ -127,9 +127,17 @@ struct Vtable {
 /// stage (polling the future; dropping the future or an output in place)
 /// sets the bit for its duration and clears it after, on unwind too; every
 /// access checks it first and panics if it is set, as a `RefCell` would
-/// (a future whose `Drop` reaches back into its own task). The flags live
-/// in the same block, so the methods take them from the caller.
+/// (a future whose `Drop` reaches back into its own task). The cell is
+/// reached only through a [`StageRef`], which pairs it with the flags of
+/// the same block.
 pub(crate) struct StageCell<F: Future>(UnsafeCell<Stage<F>>);
+
+/// A task's stage with its borrow flag: made only by [`stage`], from one
+/// block, so that the two always belong to the same task.
+pub(crate) struct StageRef<'a, F: Future> {
+    cell: &'a StageCell<F>,
+    flags: &'a Flags,
+}
 
 enum Stage<F: Future> {
     Running(F),
@@ -163,16 +171,17 @@ impl Drop for Busy<'_> {
     }
 }
 
-impl<F: Future> StageCell<F> {
+impl<F: Future> StageRef<'_, F> {
     /// Runs `f` on the stage with the busy bit set.
     #[inline(always)]
-    fn with<R>(&self, flags: &Flags, f: impl FnOnce(&mut Stage<F>) -> R) -> R {
-        let _busy = Busy::enter(flags);
-        // SAFETY: the bit was clear, so no other reference into the stage
-        // exists (every access holds the bit while it holds one), and
-        // while this one lives the bit makes any nested access panic
-        // before it touches the stage.
-        f(unsafe { &mut *self.0.get() })
+    fn with<R>(&self, f: impl FnOnce(&mut Stage<F>) -> R) -> R {
+        let _busy = Busy::enter(self.flags);
+        // SAFETY: `flags` are this stage's own (see `StageRef`). The bit
+        // was clear, so no other reference into the stage exists (every
+        // access holds the bit while it holds one), and while this one
+        // lives the bit makes any nested access panic before it touches
+        // the stage.
+        f(unsafe { &mut *self.cell.0.get() })
     }
 
     /// Polls the future once, catching a panic.
@@ -181,10 +190,9 @@ impl<F: Future> StageCell<F> {
     /// If the future already completed (a loop bug).
     pub(crate) fn poll(
         &self,
-        flags: &Flags,
         cx: &mut Context<'_>,
     ) -> Result<Poll<F::Output>, Box<dyn Any + Send>> {
-        self.with(flags, |stage| {
+        self.with(|stage| {
             let Stage::Running(fut) = stage else {
                 unreachable!("a finished task was polled");
             };
@@ -199,18 +207,18 @@ impl<F: Future> StageCell<F> {
     }
 
     /// Drops the future (or an output nobody took) in place.
-    pub(crate) fn consume(&self, flags: &Flags) {
-        self.with(flags, |stage| *stage = Stage::Consumed);
+    pub(crate) fn consume(&self) {
+        self.with(|stage| *stage = Stage::Consumed);
     }
 
     /// Stores the output for the task's handle to take.
-    pub(crate) fn set_output(&self, flags: &Flags, v: F::Output) {
-        self.with(flags, |stage| *stage = Stage::Finished(v));
+    pub(crate) fn set_output(&self, v: F::Output) {
+        self.with(|stage| *stage = Stage::Finished(v));
     }
 
     /// Takes the output, if it is there.
-    pub(crate) fn take_output(&self, flags: &Flags) -> Option<F::Output> {
-        self.with(flags, |stage| {
+    pub(crate) fn take_output(&self) -> Option<F::Output> {
+        self.with(|stage| {
             if !matches!(stage, Stage::Finished(_)) {
                 return None;
             }
@@ -477,14 +485,17 @@ fn vtable<F: Future + 'static>() -> &'static Vtable {
     }
 }
 
-/// The stage of a task whose future type is `F`.
+/// The stage of a task whose future type is `F`, with that task's flags.
 ///
 /// # Safety
 /// The task must have been made by `RawTask::allocate::<F>` and its local part
 /// must still be alive (the caller holds a local handle).
-unsafe fn stage<F: Future>(task: &RawTask) -> &StageCell<F> {
-    // SAFETY: as the caller guarantees, the block is a `RawCell<F>`.
-    unsafe { &task.ptr.cast::<RawCell<F>>().as_ref().stage }
+unsafe fn stage<F: Future>(task: &RawTask) -> StageRef<'_, F> {
+    StageRef {
+        // SAFETY: as the caller guarantees, the block is a `RawCell<F>`.
+        cell: unsafe { &task.ptr.cast::<RawCell<F>>().as_ref().stage },
+        flags: &task.header().flags,
+    }
 }
 
 unsafe fn run<F: Future + 'static>(task: &RawTask, lp: &Loop) {
