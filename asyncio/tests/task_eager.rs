@@ -112,3 +112,40 @@ async fn panic_in_the_eager_step_reaches_the_awaiter() {
     let msg = r.unwrap_err();
     assert_eq!(msg.downcast_ref::<&str>(), Some(&"eager boom"));
 }
+
+/// An eager task's first step runs inside its spawner's step, here inside
+/// a timeout's body: it still starts in its own task's scope. The timeout
+/// expires while the body waits on a plain (non-asyncio) future, so its
+/// request stays pending on the scope; the eager child's first await must
+/// not take it (only the body's next await does).
+#[asyncio::test(virtual_time)]
+async fn an_eager_task_started_inside_a_timeout_is_outside_it() {
+    let child = Rc::new(RefCell::new(None));
+    let c = child.clone();
+    let r = asyncio::timeout(Duration::from_millis(5), async move {
+        // Not a checkpoint: the deadline passes while nothing in the
+        // scope is in flight.
+        let mut waited = false;
+        std::future::poll_fn(|cx| {
+            if waited {
+                return std::task::Poll::Ready(());
+            }
+            waited = true;
+            let w = cx.waker().clone();
+            let lp = asyncio::get_running_loop().unwrap();
+            lp.call_later(Duration::from_millis(10), move || w.wake());
+            std::task::Poll::Pending
+        })
+        .await;
+        let t = Task::builder().eager_start(true).spawn(async {
+            sleep(Duration::from_millis(20)).await?;
+            Ok::<_, asyncio::CancelledError>("child done")
+        });
+        *c.borrow_mut() = Some(t);
+        sleep(Duration::from_secs(1)).await
+    })
+    .await;
+    assert!(r.is_err(), "the spawner's timeout expired");
+    let t = child.borrow_mut().take().expect("spawned");
+    assert!(matches!(t.await, Ok(Ok("child done"))));
+}

@@ -6,8 +6,9 @@
 //! (`join!`, `select!`, `FuturesUnordered`), so a cancellation is aimed at a
 //! *scope*: the task itself is the root scope, and every `timeout` /
 //! `wait_for` opens an inner [`ScopeNode`] while it polls its future. The
-//! innermost scope being polled is kept in [`CancelState::scope`]; a scope's
-//! parent is whatever was innermost when it was last polled.
+//! innermost scope being polled is a property of the running step, kept in
+//! a thread-local (`INNERMOST`); a scope's parent is whatever was innermost
+//! when it was last polled.
 //!
 //! Every await point of the crate is a *checkpoint* ([`Checkpoint`]). When it
 //! suspends it registers an [`Inflight`] entry in its task: the scope it
@@ -338,9 +339,6 @@ pub(crate) struct CancelState {
     /// The task's cancel books (allocated at its first cancellation) and
     /// its [`Extras`]: one box for all that most tasks never need.
     cold: OnceCell<Box<Cold>>,
-    /// The innermost scope being polled right now (a `Cell`: read with
-    /// [`CancelState::scope`]).
-    scope: Cell<ScopeRef>,
     /// Re-entrancy guard for forwarding cycles (a awaits b awaits a).
     delivering: Cell<bool>,
 }
@@ -412,25 +410,8 @@ impl CancelState {
             pending: Cell::new(false),
             inflight: RefCell::new(InlineSlab::new()),
             cold: OnceCell::new(),
-            scope: Cell::new(None),
             delivering: Cell::new(false),
         }
-    }
-
-    /// The innermost scope being polled right now.
-    pub(crate) fn scope(&self) -> ScopeRef {
-        let scope = self.scope.take();
-        self.scope.set(scope.clone());
-        scope
-    }
-
-    /// Whether the task's own scope is the innermost one (no timeout or
-    /// task group body being polled), without touching the count.
-    pub(crate) fn in_root_scope(&self) -> bool {
-        let scope = self.scope.take();
-        let root = scope.is_none();
-        self.scope.set(scope);
-        root
     }
 
     pub(crate) fn cancelling(&self) -> u32 {
@@ -552,7 +533,7 @@ impl CancelState {
     /// innermost expiring scope's request if there is one (asyncio converts
     /// any `CancelledError` leaving an expiring timeout), else for the task.
     pub(crate) fn raised_token(&self, msg: Option<Arc<str>>) -> Token {
-        let mut cur = self.scope();
+        let mut cur = innermost_scope();
         while let Some(node) = cur {
             if node.expiring.get() {
                 let token = TokenInner::new(msg);
@@ -592,7 +573,6 @@ impl CancelState {
         };
         drop(entries);
         self.take_pending();
-        drop(self.scope.take());
     }
 }
 
@@ -1016,7 +996,7 @@ impl Checkpoint {
         let task = polling_task();
         if self.reg.is_none() {
             let state = task.cancel_state();
-            if state.in_root_scope() && !state.root_pending() {
+            if in_root_scope() && !state.root_pending() {
                 return Suspended::Waiting;
             }
         }
@@ -1054,7 +1034,7 @@ impl Checkpoint {
         let task = polling_task();
         if self.reg.is_none() {
             let state = task.cancel_state();
-            if state.in_root_scope() && !state.root_pending() {
+            if in_root_scope() && !state.root_pending() {
                 // The common case: a first suspension in the task's own
                 // scope, with nothing pending: register, and wait.
                 self.register(task, None, cx, forward.as_ref());
@@ -1102,7 +1082,7 @@ impl Checkpoint {
                 self.release();
             }
         }
-        let scope = task.cancel_state().scope();
+        let scope = innermost_scope();
         let key = match &self.reg {
             Some((_, key)) => {
                 let mut inflight = task.cancel_state().inflight.borrow_mut();
@@ -1256,30 +1236,90 @@ pub(crate) fn scope_converts(task: &TaskRef, node: &Rc<ScopeNode>) -> bool {
     true
 }
 
-/// Enters `node` as the innermost scope of the current task for the
+thread_local! {
+    /// The innermost scope being polled right now, in the step running on
+    /// this thread (`None`: the task's own scope). A property of the step,
+    /// not of the task: every [`ScopeGuard`] restores it when its poll
+    /// returns, so it is `None` between steps, and a step that runs inside
+    /// another (an eager first step) starts afresh ([`StepScope`]). Kept
+    /// here rather than in every task header.
+    static INNERMOST: Cell<ScopeRef> = const { Cell::new(None) };
+    /// `INNERMOST.is_some()`, kept beside it: the question every first
+    /// suspension asks, answered by a thread-local without a destructor
+    /// (the cheapest kind to reach).
+    static SCOPED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes `scope` the innermost one; returns the previous.
+fn set_innermost(scope: ScopeRef) -> ScopeRef {
+    let scoped = scope.is_some();
+    match INNERMOST.try_with(|c| c.replace(scope)) {
+        Ok(prev) => {
+            SCOPED.with(|f| f.set(scoped));
+            prev
+        }
+        // While this thread's locals are destroyed: nothing is tracked.
+        Err(_) => None,
+    }
+}
+
+/// The innermost scope of the running step.
+fn innermost_scope() -> ScopeRef {
+    INNERMOST
+        .try_with(|c| {
+            let scope = c.take();
+            c.set(scope.clone());
+            scope
+        })
+        .unwrap_or(None)
+}
+
+/// Whether the running step is in its task's own scope (no timeout or task
+/// group body being polled), without touching the count. Also true between
+/// steps (checked when a step begins).
+pub(crate) fn in_root_scope() -> bool {
+    !SCOPED.with(Cell::get)
+}
+
+/// Enters `node` as the innermost scope of the running step for the
 /// duration of one poll; restores the previous scope on drop (panics too).
 pub(crate) struct ScopeGuard {
-    task: TaskRef,
     prev: ScopeRef,
 }
 
 impl ScopeGuard {
-    pub(crate) fn enter(task: &TaskRef, node: &Rc<ScopeNode>) -> ScopeGuard {
-        let state = task.cancel_state();
-        let prev = state.scope.replace(Some(node.clone()));
+    pub(crate) fn enter(node: &Rc<ScopeNode>) -> ScopeGuard {
+        let prev = set_innermost(Some(node.clone()));
         if !same_scope(&prev, &Some(node.clone())) {
             *node.parent.borrow_mut() = prev.clone();
         }
-        ScopeGuard {
-            task: task.clone(),
-            prev,
-        }
+        ScopeGuard { prev }
     }
 }
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {
-        drop(self.task.cancel_state().scope.replace(self.prev.take()));
+        drop(set_innermost(self.prev.take()));
+    }
+}
+
+/// Runs a task step inside another task's step (an eager first step) in
+/// its own task's scope, restoring the outer step's innermost scope after.
+pub(crate) struct StepScope {
+    outer: ScopeRef,
+}
+
+impl StepScope {
+    pub(crate) fn enter() -> StepScope {
+        StepScope {
+            outer: set_innermost(None),
+        }
+    }
+}
+
+impl Drop for StepScope {
+    fn drop(&mut self) {
+        drop(set_innermost(self.outer.take()));
     }
 }
 

@@ -551,7 +551,7 @@ where
         let parent = self.parent();
         let scope = self.group.inner.scope.clone();
         let res = {
-            let _scope = ScopeGuard::enter(&parent, &scope);
+            let _scope = ScopeGuard::enter(&scope);
             let body = self.body.as_mut().expect("body running");
             panic::catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx)))
         };
@@ -587,10 +587,9 @@ where
 
     /// `__aexit__`'s wait until no child is left.
     fn poll_exit(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let parent = self.parent();
         let inner = self.group.inner.clone();
         loop {
-            let _scope = ScopeGuard::enter(&parent, &inner.scope);
+            let _scope = ScopeGuard::enter(&inner.scope);
             if let Some(err) = std::task::ready!(self.cp.poll_cancelled(cx)) {
                 self.cp = Checkpoint::new();
                 if !inner.st.borrow().aborting {

@@ -178,6 +178,8 @@ impl Loop {
         let got = self.tasks.borrow_mut().insert((gen, task.clone()));
         debug_assert_eq!(got, slot);
         if eager {
+            // The spawner's timeouts do not reach into the new task.
+            let _own_scope = crate::cancel::scope::StepScope::enter();
             task.0.run(self);
         } else {
             self.ready.borrow_mut().push_back(Ready::Task(key));

@@ -327,6 +327,10 @@ pub(crate) fn run<F: Future>(task: &RawTask, stage: StageRef<'_, F>, lp: &Loop) 
         h.flags.set(Flag::Started, true);
     }
     h.flags.set(Flag::Running, true);
+    debug_assert!(
+        crate::cancel::scope::in_root_scope(),
+        "a cancel scope leaked into the next task step"
+    );
     let res = {
         let _current = lp.current.enter(task);
         let waker = task.waker();

@@ -292,7 +292,7 @@ impl<F: Future> Future for Timeout<F> {
             }
         };
         let out = {
-            let _scope = ScopeGuard::enter(&task, &inner.scope);
+            let _scope = ScopeGuard::enter(&inner.scope);
             this.fut.poll(cx)
         };
         match out {
