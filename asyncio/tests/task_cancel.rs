@@ -820,3 +820,51 @@ async fn a_cancel_during_a_bare_yield_raises_there_unless_withdrawn() {
     );
     assert_eq!(reached.get(), 2);
 }
+
+/// A cancel of a task suspended at one await of its own scope - the common
+/// case, delivered without an allocation - behaves as any delivery: it is
+/// raised at that await even if `uncancel()` ran before the task resumed
+/// (the await was already cancelled, as asyncio's awaited future is); a
+/// second cancel before it resumes joins it (one error, `cancelling()`
+/// 2); and an await dropped before it raised passes the request on to the
+/// task's next await.
+#[asyncio::test(virtual_time)]
+async fn a_cancel_of_a_suspended_task_is_raised_at_its_await() {
+    let t = create_task(async { sleep(secs(10)).await.is_err() });
+    sleep(secs(0)).await.unwrap();
+    assert!(t.cancel());
+    assert_eq!(t.uncancel(), 0);
+    assert!(matches!(t.await, Ok(true)), "raised despite uncancel()");
+
+    let t = create_task(async {
+        let raised = sleep(secs(10)).await.is_err();
+        let n = current_task().unwrap().cancelling();
+        let next_ok = sleep(secs(1)).await.is_ok();
+        (raised, n, next_ok)
+    });
+    sleep(secs(0)).await.unwrap();
+    assert!(t.cancel());
+    assert!(t.cancel());
+    assert!(matches!(t.await, Ok((true, 2, true))));
+
+    let t = create_task(async {
+        let mut first = Some(Box::pin(sleep(secs(10))));
+        let mut polled = false;
+        std::future::poll_fn(|cx| {
+            if !polled {
+                polled = true;
+                let pending =
+                    std::future::Future::poll(first.as_mut().unwrap().as_mut(), cx).is_pending();
+                assert!(pending);
+                return std::task::Poll::Pending;
+            }
+            first = None; // dropped without being polled again
+            std::task::Poll::Ready(())
+        })
+        .await;
+        sleep(secs(1)).await.is_err()
+    });
+    sleep(secs(0)).await.unwrap();
+    assert!(t.cancel());
+    assert!(matches!(t.await, Ok(true)), "the next await raised it");
+}

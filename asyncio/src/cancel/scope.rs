@@ -341,6 +341,9 @@ pub(crate) struct CancelState {
     cold: OnceCell<Box<Cold>>,
     /// Re-entrancy guard for forwarding cycles (a awaits b awaits a).
     delivering: Cell<bool>,
+    /// A plain request was delivered to the in-flight entry at key 0 and
+    /// has no [`Delivery`] of its own yet (see [`deliver_plain`]).
+    plain: Cell<bool>,
 }
 
 /// A list of tokens kept for the liveness rules. It holds them weakly: a
@@ -411,6 +414,7 @@ impl CancelState {
             inflight: RefCell::new(InlineSlab::new()),
             cold: OnceCell::new(),
             delivering: Cell::new(false),
+            plain: Cell::new(false),
         }
     }
 
@@ -567,6 +571,7 @@ impl CancelState {
 
     /// Releases everything at task completion.
     pub(crate) fn clear(&self) {
+        self.plain.set(false);
         let entries = {
             let mut inflight = self.inflight.borrow_mut();
             (!inflight.is_empty()).then(|| inflight.drain())
@@ -587,6 +592,10 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
         return;
     }
     let soft = task.is_awake();
+    if scope.is_none() && msg.is_none() && !soft && deliver_plain(task) {
+        return;
+    }
+    materialize_plain(task);
     let mut new_token: Option<Token> = None;
     // `None`: the task's own waker, woken in place (no count taken).
     let mut to_wake: OneOrMany<Option<Waker>> = OneOrMany::None;
@@ -685,6 +694,68 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
     });
 }
 
+/// The common cancel, delivered without an allocation: a message-less
+/// request on the root scope of a suspended task whose one in-flight
+/// checkpoint (key 0) waits in the root scope, through the task's own
+/// waker, for no awaited task, with nothing delivered yet. It is recorded
+/// as [`CancelState::plain`] and the task is woken; the checkpoint raises
+/// it with a root token when next polled ([`Checkpoint::raise_plain`]),
+/// and any other look at the entry first makes it the [`Delivery`] the
+/// general path would have made ([`materialize_plain`]). Until the error
+/// is raised its token could not be live, so the books need it no
+/// earlier. Returns whether the request was taken this way.
+fn deliver_plain(task: &TaskRef) -> bool {
+    let state = task.cancel_state();
+    if state.plain.get() {
+        return false;
+    }
+    {
+        let inflight = state.inflight.borrow();
+        let Some(only) = inflight.sole() else {
+            return false;
+        };
+        let plain = only.scope.is_none()
+            && only.forward.is_none()
+            && only.delivery.is_none()
+            && matches!(only.waker, CpWaker::Task);
+        if !plain {
+            return false;
+        }
+    }
+    state.plain.set(true);
+    task.0.waker().wake_by_ref();
+    true
+}
+
+/// Gives a plain delivery (see [`deliver_plain`]) the [`Delivery`] the
+/// general path would have made, before anything else looks at it.
+fn materialize_plain(task: &TaskRef) {
+    let state = task.cancel_state();
+    if !state.plain.get() {
+        return;
+    }
+    state.plain.set(false);
+    let token = TokenInner::new(None);
+    state.books().root_tokens.push(&token);
+    state.books().all_tokens.push(&token);
+    if let Some(entry) = state.inflight.borrow_mut().get_mut(0) {
+        entry.delivery = Some(Box::new(Delivery {
+            token,
+            requests: OneOrMany::One(ReqRef::Sole(Request {
+                scope: None,
+                msg: None,
+                returned: Cell::new(false),
+                holders: Cell::new(1),
+                soft: false,
+            })),
+            forwarded: false,
+            zero: false,
+            relayed: false,
+            cut: None,
+        }));
+    }
+}
+
 /// `uncancel()` brought the count to zero: withdraw the requests that
 /// asyncio would still hold as `_must_cancel` (see `Request::soft`).
 pub(crate) fn withdraw_soft(task: &TaskRef) {
@@ -778,7 +849,26 @@ impl Checkpoint {
 
     /// Whether a cancellation was delivered and not returned yet.
     pub(crate) fn is_delivered(&self) -> bool {
-        self.with_entry(|e| e.delivery.is_some()).unwrap_or(false)
+        self.holds_plain() || self.with_entry(|e| e.delivery.is_some()).unwrap_or(false)
+    }
+
+    /// Whether a plain delivery (see [`deliver_plain`]) waits here.
+    #[inline]
+    fn holds_plain(&self) -> bool {
+        matches!(&self.reg, Some((task, 0)) if task.cancel_state().plain.get())
+    }
+
+    /// Raises a plain delivery waiting here (see [`deliver_plain`]),
+    /// unregistering: the one path that needs no [`Delivery`]. The token is
+    /// a root token, as the general path's would be.
+    #[inline(never)]
+    fn raise_plain(&mut self) -> Option<CancelledError> {
+        let (task, key) = self.reg.take()?;
+        let state = task.cancel_state();
+        state.plain.set(false);
+        let entry = state.inflight.borrow_mut().remove(key);
+        drop(entry);
+        Some(CancelledError::from_token(state.root_token(None)))
     }
 
     /// Whether the delivery was forwarded to an awaited task that accepted it.
@@ -807,7 +897,7 @@ impl Checkpoint {
             let Some(entry) = inflight.get(*key) else {
                 return true;
             };
-            if entry.delivery.is_some() {
+            if entry.delivery.is_some() || (*key == 0 && task.cancel_state().plain.get()) {
                 return false;
             }
             entry.waker.wake_or_clone(task)
@@ -847,14 +937,30 @@ impl Checkpoint {
     /// Step 1 of the protocol: `Ready(Some(err))` if a cancellation was
     /// delivered (and not forwarded to an awaited task), `Pending` while a
     /// zero-timeout relay turn is spent, `Ready(None)` otherwise.
+    #[inline]
     pub(crate) fn poll_cancelled(&mut self, cx: &Context<'_>) -> Poll<Option<CancelledError>> {
+        let Some((task, key)) = &self.reg else {
+            return Poll::Ready(None);
+        };
+        let state = task.cancel_state();
+        if *key == 0 && state.plain.get() {
+            return Poll::Ready(self.raise_plain());
+        }
         // One look at the entry: delivered and not forwarded.
-        let raise = self
-            .with_entry(|e| e.delivery.as_ref().is_some_and(|d| !d.forwarded))
-            .unwrap_or(false);
+        let raise = state
+            .inflight
+            .borrow()
+            .get(*key)
+            .is_some_and(|e| e.delivery.as_ref().is_some_and(|d| !d.forwarded));
         if !raise {
             return Poll::Ready(None);
         }
+        self.poll_delivered(cx)
+    }
+
+    /// [`Checkpoint::poll_cancelled`] once a delivery is there: out of line.
+    #[inline(never)]
+    fn poll_delivered(&mut self, cx: &Context<'_>) -> Poll<Option<CancelledError>> {
         if self.relay_once(cx) {
             return Poll::Pending;
         }
@@ -863,6 +969,9 @@ impl Checkpoint {
 
     /// Returns the delivered cancellation, if any, unregistering.
     pub(crate) fn take_cancelled(&mut self) -> Option<CancelledError> {
+        if self.holds_plain() {
+            return self.raise_plain();
+        }
         if !self.is_delivered() {
             return None;
         }
@@ -907,12 +1016,13 @@ impl Checkpoint {
         f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<Result<T, CancelledError>> {
         if let Some((task, key)) = &self.reg {
-            let delivered = task
-                .cancel_state()
-                .inflight
-                .borrow()
-                .get(*key)
-                .is_some_and(|e| e.delivery.is_some());
+            let state = task.cancel_state();
+            let delivered = (*key == 0 && state.plain.get())
+                || state
+                    .inflight
+                    .borrow()
+                    .get(*key)
+                    .is_some_and(|e| e.delivery.is_some());
             if delivered {
                 return self.poll_fn_delivered(cx, f);
             }
@@ -1089,7 +1199,7 @@ impl Checkpoint {
                 let entry = inflight.get_mut(*key).expect("registered checkpoint");
                 entry.scope = scope.clone();
                 entry.waker.refresh(&task, cx.waker());
-                if entry.delivery.is_some() {
+                if entry.delivery.is_some() || (*key == 0 && task.cancel_state().plain.get()) {
                     return Suspended::Waiting;
                 }
                 *key
@@ -1185,6 +1295,9 @@ impl Checkpoint {
         } else if let Some((task, key)) = self.reg.take() {
             if let Ok(mut inflight) = task.cancel_state().inflight.try_borrow_mut() {
                 inflight.remove(key);
+                if key == 0 {
+                    task.cancel_state().plain.set(false);
+                }
             }
         }
     }
@@ -1192,6 +1305,9 @@ impl Checkpoint {
     /// Removes this checkpoint's in-flight entry: its task and delivery.
     fn unregister(&mut self) -> Option<(TaskRef, Option<Box<Delivery>>)> {
         let (task, key) = self.reg.take()?;
+        if key == 0 {
+            materialize_plain(&task);
+        }
         let entry = task.cancel_state().inflight.borrow_mut().remove(key);
         Some((task, entry.and_then(|e| e.delivery)))
     }

@@ -75,6 +75,14 @@ impl<T> InlineSlab<T> {
         self.first.is_none() && self.rest.as_ref().is_none_or(|r| r.is_empty())
     }
 
+    /// The inline entry (key 0), if it is the only one.
+    pub(crate) fn sole(&self) -> Option<&T> {
+        if self.rest.as_ref().is_some_and(|r| !r.is_empty()) {
+            return None;
+        }
+        self.first.as_ref()
+    }
+
     /// Removes every entry, returning them.
     pub(crate) fn drain(&mut self) -> Vec<T> {
         let mut out = match self.rest.as_mut() {
