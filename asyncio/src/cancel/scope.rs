@@ -441,6 +441,13 @@ impl CancelState {
         self.cold.get_or_init(Box::default)
     }
 
+    /// Whether a plain delivery (see [`deliver_plain`]) waits at the
+    /// in-flight entry `key`.
+    #[inline]
+    fn plain_at(&self, key: usize) -> bool {
+        key == 0 && self.plain.get()
+    }
+
     fn books(&self) -> &RootBooks {
         &self.cold().books
     }
@@ -855,7 +862,7 @@ impl Checkpoint {
     /// Whether a plain delivery (see [`deliver_plain`]) waits here.
     #[inline]
     fn holds_plain(&self) -> bool {
-        matches!(&self.reg, Some((task, 0)) if task.cancel_state().plain.get())
+        matches!(&self.reg, Some((task, key)) if task.cancel_state().plain_at(*key))
     }
 
     /// Raises a plain delivery waiting here (see [`deliver_plain`]),
@@ -897,7 +904,7 @@ impl Checkpoint {
             let Some(entry) = inflight.get(*key) else {
                 return true;
             };
-            if entry.delivery.is_some() || (*key == 0 && task.cancel_state().plain.get()) {
+            if entry.delivery.is_some() || task.cancel_state().plain_at(*key) {
                 return false;
             }
             entry.waker.wake_or_clone(task)
@@ -943,7 +950,7 @@ impl Checkpoint {
             return Poll::Ready(None);
         };
         let state = task.cancel_state();
-        if *key == 0 && state.plain.get() {
+        if state.plain_at(*key) {
             return Poll::Ready(self.raise_plain());
         }
         // One look at the entry: delivered and not forwarded.
@@ -1017,7 +1024,7 @@ impl Checkpoint {
     ) -> Poll<Result<T, CancelledError>> {
         if let Some((task, key)) = &self.reg {
             let state = task.cancel_state();
-            let delivered = (*key == 0 && state.plain.get())
+            let delivered = state.plain_at(*key)
                 || state
                     .inflight
                     .borrow()
@@ -1199,7 +1206,7 @@ impl Checkpoint {
                 let entry = inflight.get_mut(*key).expect("registered checkpoint");
                 entry.scope = scope.clone();
                 entry.waker.refresh(&task, cx.waker());
-                if entry.delivery.is_some() || (*key == 0 && task.cancel_state().plain.get()) {
+                if entry.delivery.is_some() || task.cancel_state().plain_at(*key) {
                     return Suspended::Waiting;
                 }
                 *key
