@@ -46,7 +46,7 @@ use std::task::{Context, Poll, Waker};
 use super::error::{CancelledError, Token, TokenInner};
 use crate::task::cell::Extras;
 use crate::task::{current_task_obj, TaskRef};
-use crate::util::small::{InlineSlab, OneOrMany};
+use crate::util::small::{cloned, InlineSlab, OneOrMany};
 
 /// An inner cancel scope (a timeout or `wait_for` while it runs).
 pub(crate) struct ScopeNode {
@@ -485,10 +485,7 @@ impl CancelState {
         if !self.pending.get() {
             return None;
         }
-        let books = self.books_if_any()?;
-        let msg = books.pending_msg.take();
-        books.pending_msg.set(msg.clone());
-        msg
+        cloned(&self.books_if_any()?.pending_msg)
     }
 
     /// The message of a live token of this task, if any is live: the task's
@@ -1388,13 +1385,7 @@ fn set_innermost(scope: ScopeRef) -> ScopeRef {
 
 /// The innermost scope of the running step.
 fn innermost_scope() -> ScopeRef {
-    INNERMOST
-        .try_with(|c| {
-            let scope = c.take();
-            c.set(scope.clone());
-            scope
-        })
-        .unwrap_or(None)
+    INNERMOST.try_with(cloned).unwrap_or(None)
 }
 
 /// Whether the running step is in its task's own scope (no timeout or task

@@ -24,7 +24,7 @@ use super::raw::{RawTask, StageRef};
 use super::{Outcome, TaskRef};
 use crate::cancel::scope::CancelState;
 use crate::runtime::Loop;
-use crate::util::small::OneOrMany;
+use crate::util::small::{cloned, OneOrMany};
 
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -67,9 +67,7 @@ impl Extras {
     }
 
     fn cancel_msg(&self) -> Option<Arc<str>> {
-        let msg = self.cancel_msg.take();
-        self.cancel_msg.set(msg.clone());
-        msg
+        cloned(&self.cancel_msg)
     }
 
     /// Runs `f` on the panic slot.

@@ -6,6 +6,14 @@ use std::cell::Cell;
 
 use super::slab::Slab;
 
+/// A clone of what `cell` holds, for a `Cell` of a non-`Copy` value (an
+/// `Option<Rc<_>>`, an `Option<Arc<str>>`): taken out, cloned, put back.
+pub(crate) fn cloned<T: Default + Clone>(cell: &Cell<T>) -> T {
+    let value = cell.take();
+    cell.set(value.clone());
+    value
+}
+
 /// A [`Slab`] whose first entry lives inline. Key 0 is the inline slot;
 /// key `k + 1` is slot `k` of the overflow slab, which is boxed: most
 /// tables never overflow, and every task header holds one.
