@@ -19,6 +19,7 @@
 pub(crate) mod context;
 mod handle;
 mod idle;
+mod registry;
 mod runner;
 pub(crate) mod timers;
 
@@ -36,7 +37,7 @@ pub use runner::{run, ExceptionContext, Runner, RunnerBuilder};
 
 use crate::task::cell::Header;
 use crate::task::{CurrentTask, RawTask, Task, TaskRef};
-use crate::util::slab::Slab;
+use registry::Registry;
 use timers::{TimerAction, TimerKey, Timers};
 
 static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
@@ -78,7 +79,7 @@ pub(crate) struct Loop {
     pub(crate) id: u64,
     ready: RefCell<VecDeque<Ready>>,
     pub(crate) timers: RefCell<Timers>,
-    tasks: RefCell<Slab<(u32, TaskRef)>>,
+    tasks: RefCell<Registry>,
     next_gen: Cell<u32>,
     clock: Clock,
     pub(crate) remote: Arc<Remote>,
@@ -111,7 +112,7 @@ impl Loop {
             id,
             ready: RefCell::new(VecDeque::new()),
             timers: RefCell::new(Timers::new()),
-            tasks: RefCell::new(Slab::new()),
+            tasks: RefCell::new(Registry::new()),
             next_gen: Cell::new(0),
             clock: if virtual_time {
                 Clock::Virtual(Cell::new(Instant::now()))
@@ -165,9 +166,8 @@ impl Loop {
     {
         let gen = self.next_gen.get().wrapping_add(1);
         self.next_gen.set(gen);
-        let slot = self.tasks.borrow().peek_next();
         let key = TaskKey {
-            slot: slot as u32,
+            slot: self.tasks.borrow().next_slot(),
             gen,
         };
         let typed = RawTask::allocate(fut, key, self.remote.clone(), Header::new());
@@ -175,8 +175,7 @@ impl Loop {
         if name.is_some() {
             task.header().extras().set_name(name);
         }
-        let got = self.tasks.borrow_mut().insert((gen, task.clone()));
-        debug_assert_eq!(got, slot);
+        self.tasks.borrow_mut().insert(task.clone());
         if eager {
             // The spawner's timeouts do not reach into the new task.
             let _own_scope = crate::cancel::scope::StepScope::enter();
@@ -188,25 +187,13 @@ impl Loop {
     }
 
     pub(crate) fn unregister(&self, key: TaskKey) {
-        let mut tasks = self.tasks.borrow_mut();
-        if tasks
-            .get(key.slot as usize)
-            .is_some_and(|(g, _)| *g == key.gen)
-        {
-            let removed = tasks.remove(key.slot as usize);
-            drop(tasks);
-            drop(removed);
-        }
+        let removed = self.tasks.borrow_mut().remove(key);
+        drop(removed);
     }
 
     /// Tasks not done, in creation order.
     pub(crate) fn all_tasks(&self) -> Vec<TaskRef> {
-        let mut v: Vec<TaskRef> = self
-            .tasks
-            .borrow()
-            .iter()
-            .map(|(_, (_, t))| t.clone())
-            .collect();
+        let mut v: Vec<TaskRef> = self.tasks.borrow().iter().cloned().collect();
         v.sort_by_key(|t| t.id());
         v
     }
@@ -278,12 +265,7 @@ impl Loop {
             };
             match item {
                 Ready::Task(key) => {
-                    let task = self
-                        .tasks
-                        .borrow()
-                        .get(key.slot as usize)
-                        .filter(|(g, _)| *g == key.gen)
-                        .map(|(_, t)| t.0.clone());
+                    let task = self.tasks.borrow().get(key).map(|t| t.0.clone());
                     if let Some(task) = task {
                         task.run(self);
                     }
@@ -345,7 +327,7 @@ impl Loop {
         // Futures first: one may hold what a worker thread waits for (a
         // channel's sender), and closing the I/O joins the workers.
         let tasks = self.tasks.borrow_mut().drain();
-        for (_, t) in &tasks {
+        for t in &tasks {
             t.0.drop_future();
         }
         drop(tasks);

@@ -1,7 +1,7 @@
 //! A minimal slab: stable `usize` keys into a `Vec`, with a free list.
 //!
-//! Used for the per-task table of in-flight checkpoints, the loop's task
-//! registry and the timer entries. Keys are reused after removal, so owners
+//! Used for the per-task table of in-flight checkpoints and the timer
+//! entries (the loop's task registry is leaner: `runtime/registry.rs`). Keys are reused after removal, so owners
 //! that can outlive an entry pair the key with a generation of their own.
 
 pub(crate) struct Slab<T> {
@@ -22,11 +22,6 @@ impl<T> Slab<T> {
             next_free: 0,
             len: 0,
         }
-    }
-
-    /// The key the next `insert` will use.
-    pub(crate) fn peek_next(&self) -> usize {
-        self.next_free
     }
 
     #[cfg(test)]
