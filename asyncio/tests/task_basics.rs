@@ -519,3 +519,61 @@ fn a_task_touched_outside_its_loop_uses_its_own_loop() {
     a.run(async { sleep(Duration::ZERO).await.unwrap() });
     assert_eq!(ran.get(), 11);
 }
+
+/// Counts the wakes of a waker that is not a task's.
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+// new: an await of a task is recorded by the awaiting task's key when it is
+// polled under that task's waker, and by the waker itself otherwise; both
+// are woken when the task ends, and a re-poll under the other kind of waker
+// replaces the record (the last waker is the one woken).
+#[asyncio::test(virtual_time)]
+async fn an_await_polled_under_a_foreign_waker_wakes_that_waker() {
+    use std::future::{Future, IntoFuture};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    let counter = Arc::new(CountingWaker(Default::default()));
+    let foreign = Waker::from(counter.clone());
+    let mut slow = create_task(sleep(Duration::from_secs(1)));
+    {
+        let mut join = std::pin::pin!((&mut slow).into_future());
+        // Under the task's own waker first, then under the foreign one.
+        std::future::poll_fn(|cx| {
+            assert!(join.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        let mut other = Context::from_waker(&foreign);
+        assert!(join.as_mut().poll(&mut other).is_pending());
+        sleep(Duration::from_secs(2)).await.unwrap();
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            1,
+            "the last waker is woken"
+        );
+        assert!(matches!(
+            join.as_mut().poll(&mut other),
+            Poll::Ready(Ok(Ok(())))
+        ));
+    }
+
+    // Foreign first, then the task's own: the task itself is woken.
+    let mut slow = create_task(sleep(Duration::from_secs(1)));
+    let mut join = std::pin::pin!((&mut slow).into_future());
+    let mut other = Context::from_waker(&foreign);
+    assert!(join.as_mut().poll(&mut other).is_pending());
+    assert_eq!(join.await.unwrap().unwrap(), ());
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        1,
+        "the replaced waker is not woken"
+    );
+}

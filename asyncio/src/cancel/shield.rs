@@ -142,7 +142,8 @@ impl<S: ShieldTarget> Future for ShieldFuture<S> {
             return Poll::Ready(this.target.take());
         }
         this.waited = true;
-        task.add_waiter(&mut this.waiter, cx.waker());
+        let me = crate::task::current_task_obj();
+        task.add_waiter(&mut this.waiter, me.as_ref(), cx.waker());
         this.cp.suspend(cx, None);
         Poll::Pending
     }

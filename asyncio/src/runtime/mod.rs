@@ -186,6 +186,20 @@ impl Loop {
         Task::new(typed)
     }
 
+    /// Wakes the task `key` names, if it is still registered (a task of
+    /// this loop awaiting another is woken this way: no waker is cloned
+    /// to register the await, nor dropped to end it).
+    pub(crate) fn wake_task(&self, key: TaskKey) {
+        if let Some(t) = self.tasks.borrow().get(key) {
+            t.0.wake_on(self);
+        }
+    }
+
+    /// Queues the task `key` names for a step on the next turn.
+    pub(crate) fn push_ready(&self, key: TaskKey) {
+        self.ready.borrow_mut().push_back(Ready::Task(key));
+    }
+
     pub(crate) fn unregister(&self, key: TaskKey) {
         let removed = self.tasks.borrow_mut().remove(key);
         drop(removed);

@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 use super::raw::{RawTask, StageRef};
 use super::{Outcome, TaskRef};
 use crate::cancel::scope::CancelState;
-use crate::runtime::Loop;
+use crate::runtime::{Loop, TaskKey};
 use crate::util::small::{cloned, OneOrMany};
 
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
@@ -82,10 +82,28 @@ impl Extras {
 /// Something to notify when the task is done. Awaiters and done-callbacks
 /// share one list, notified in registration order, as asyncio schedules a
 /// future's callbacks (an `await` registers a callback too).
+///
+/// 16 bytes, so that the list, which holds one in place, costs a header
+/// two words: the common await (a task of the loop, polled under its own
+/// waker) is named by its key; the rest are boxed.
 pub(crate) enum Waiter {
-    /// An await in progress: its id (to refresh or withdraw it) and waker.
-    Wake(u32, Waker),
-    Callback(DoneCallback),
+    /// An await in progress by a task of this loop under its own waker: its
+    /// id (to refresh or withdraw it) and the awaiting task's key.
+    Task(u32, TaskKey),
+    /// An await in progress under some other waker (a combinator's).
+    Wake(Box<(u32, Waker)>),
+    Callback(Box<DoneCallback>),
+}
+
+impl Waiter {
+    /// The id of an await (`None` for a callback).
+    pub(crate) fn await_id(&self) -> Option<u32> {
+        match self {
+            Waiter::Task(id, _) => Some(*id),
+            Waiter::Wake(w) => Some(w.0),
+            Waiter::Callback(_) => None,
+        }
+    }
 }
 
 /// A task's yes/no states; they share one byte ([`Flags`]).
@@ -280,7 +298,8 @@ fn finish<F: Future>(task: &RawTask, stage: StageRef<'_, F>, lp: &Loop, ending: 
     }
     let me = TaskRef(task.clone());
     waiters.drain_each(|w| match w {
-        Waiter::Wake(_, w) => w.wake(),
+        Waiter::Task(_, key) => lp.wake_task(key),
+        Waiter::Wake(w) => w.1.wake(),
         Waiter::Callback(cb) => {
             let t = me.clone();
             lp.call_soon(Box::new(move || cb(&t)));

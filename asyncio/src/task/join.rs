@@ -104,13 +104,14 @@ pub(crate) fn poll_task<T>(
         cp.complete();
         return Poll::Ready(take());
     }
-    if current_task_obj().is_some_and(|me| me.ptr_eq(task)) {
+    let me = current_task_obj();
+    if me.as_ref().is_some_and(|me| me.ptr_eq(task)) {
         panic!(
             "{} awaits itself: a task cannot await its own handle (it would wait forever)",
             task.name()
         );
     }
-    task.add_waiter(waiter, cx.waker());
+    task.add_waiter(waiter, me.as_ref(), cx.waker());
     cp.suspend(cx, Some(task));
     Poll::Pending
 }

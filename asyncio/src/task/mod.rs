@@ -156,7 +156,7 @@ impl TaskRef {
             }
         } else {
             h.waiters
-                .edit(|list| list.push(cell::Waiter::Callback(Box::new(f))));
+                .edit(|list| list.push(cell::Waiter::Callback(Box::new(Box::new(f)))));
         }
     }
 
@@ -196,24 +196,42 @@ impl TaskRef {
     /// Registers an await of this task (at the end of the list, as asyncio
     /// adds a done-callback per await) or refreshes its waker; returns its
     /// id. Withdraw it with [`TaskRef::remove_waiter`] when the await ends.
-    pub(crate) fn add_waiter(&self, id: &mut Option<u32>, waker: &std::task::Waker) {
+    /// `me` is the task polling the await, if any: under its own waker the
+    /// await is recorded by its key (see [`cell::Waiter`]).
+    pub(crate) fn add_waiter(
+        &self,
+        id: &mut Option<u32>,
+        me: Option<&TaskRef>,
+        waker: &std::task::Waker,
+    ) {
         let h = self.header();
+        let waiter = |id| match me {
+            Some(me) if me.0.same_loop(&self.0) && waker.will_wake(&me.0.waker()) => {
+                cell::Waiter::Task(id, me.0.key())
+            }
+            _ => cell::Waiter::Wake(Box::new((id, waker.clone()))),
+        };
         h.waiters.edit(|waiters| {
             if let Some(id) = *id {
                 for w in waiters.iter_mut() {
-                    if let cell::Waiter::Wake(wid, w) = w {
-                        if *wid == id {
-                            if !w.will_wake(waker) {
-                                *w = waker.clone();
-                            }
-                            return;
+                    if w.await_id() == Some(id) {
+                        let same = match w {
+                            cell::Waiter::Task(_, key) => me.is_some_and(|me| {
+                                me.0.key() == *key && waker.will_wake(&me.0.waker())
+                            }),
+                            cell::Waiter::Wake(w) => w.1.will_wake(waker),
+                            cell::Waiter::Callback(_) => false,
+                        };
+                        if !same {
+                            *w = waiter(id);
                         }
+                        return;
                     }
                 }
             }
             let new = h.next_waiter.get();
             h.next_waiter.set(new.wrapping_add(1));
-            waiters.push(cell::Waiter::Wake(new, waker.clone()));
+            waiters.push(waiter(new));
             *id = Some(new);
         })
     }
@@ -221,9 +239,9 @@ impl TaskRef {
     /// Withdraws an await registered with [`TaskRef::add_waiter`].
     pub(crate) fn remove_waiter(&self, id: &mut Option<u32>) {
         let Some(id) = id.take() else { return };
-        self.header().waiters.edit(|waiters| {
-            waiters.retain(|w| !matches!(w, cell::Waiter::Wake(wid, _) if *wid == id))
-        });
+        self.header()
+            .waiters
+            .edit(|waiters| waiters.retain(|w| w.await_id() != Some(id)));
     }
 }
 
