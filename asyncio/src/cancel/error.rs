@@ -10,13 +10,16 @@
 //! a `Box<dyn Error + Send + Sync>`, say — counts as handled too.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// The shared half of a cancellation token: how many `CancelledError`s
 /// stand for it, and the message of the request that created it.
 pub(crate) struct TokenInner {
-    live: AtomicUsize,
+    live: AtomicU32,
+    /// The token of an error made outside any task: no book lists it, and
+    /// its errors are not live (they cancel nobody).
+    inert: bool,
     msg: Option<Arc<str>>,
 }
 
@@ -27,7 +30,8 @@ pub(crate) type Token = Arc<TokenInner>;
 impl TokenInner {
     pub(crate) fn new(msg: Option<Arc<str>>) -> Token {
         Arc::new(TokenInner {
-            live: AtomicUsize::new(0),
+            live: AtomicU32::new(0),
+            inert: false,
             msg,
         })
     }
@@ -67,19 +71,32 @@ impl TokenInner {
 ///     assert!(!task.cancelled());
 /// });
 /// ```
+///
+/// One pointer: `Result<(), CancelledError>`, what most checkpoints return,
+/// is one word.
 pub struct CancelledError {
-    token: Option<Token>,
-    msg: Option<Arc<str>>,
+    token: Token,
 }
 
 impl CancelledError {
     /// Makes a live error for `token` (a checkpoint returning its delivery).
     pub(crate) fn from_token(token: Token) -> CancelledError {
-        token.live.fetch_add(1, Ordering::AcqRel);
-        let msg = token.msg.clone();
+        if token.live.fetch_add(1, Ordering::AcqRel) > u32::MAX / 2 {
+            // As `Arc` does: a count this high means leaked errors; never
+            // wrap (a wrapped count would read as handled).
+            std::process::abort();
+        }
+        CancelledError { token }
+    }
+
+    /// An error that stands for no cancellation (made outside any task).
+    fn inert(msg: Option<Arc<str>>) -> CancelledError {
         CancelledError {
-            token: Some(token),
-            msg,
+            token: Arc::new(TokenInner {
+                live: AtomicU32::new(0),
+                inert: true,
+                msg,
+            }),
         }
     }
 
@@ -102,27 +119,27 @@ impl CancelledError {
     fn with_message_opt(msg: Option<Arc<str>>) -> CancelledError {
         match crate::task::current_raised_token(msg.clone()) {
             Some(token) => CancelledError::from_token(token),
-            None => CancelledError { token: None, msg },
+            None => CancelledError::inert(msg),
         }
     }
 
     /// The message given to [`TaskRef::cancel_with`](crate::TaskRef::cancel_with),
     /// if any.
     pub fn message(&self) -> Option<&str> {
-        self.msg.as_deref()
+        self.token.msg.as_deref()
     }
 
     /// Whether this error still stands for a cancellation in flight.
-    /// `false` for errors made outside a task or turned into records.
+    /// `false` for errors made outside a task.
     pub fn is_live(&self) -> bool {
-        self.token.is_some()
+        !self.token.inert
     }
 
     /// Marks the cancellation as handled and keeps it as plain data: the
     /// returned record cancels nobody.
-    pub fn handled(mut self) -> CancelRecord {
+    pub fn handled(self) -> CancelRecord {
         CancelRecord {
-            msg: self.msg.take(),
+            msg: self.token.msg.clone(),
         }
     }
 }
@@ -137,20 +154,20 @@ impl Clone for CancelledError {
     /// A clone stands for the same cancellation: the cancellation stays in
     /// flight until every clone is dropped.
     fn clone(&self) -> Self {
-        match &self.token {
-            Some(t) => CancelledError::from_token(t.clone()),
-            None => CancelledError {
-                token: None,
-                msg: self.msg.clone(),
-            },
+        if self.token.inert {
+            CancelledError {
+                token: self.token.clone(),
+            }
+        } else {
+            CancelledError::from_token(self.token.clone())
         }
     }
 }
 
 impl Drop for CancelledError {
     fn drop(&mut self) {
-        if let Some(t) = self.token.take() {
-            t.live.fetch_sub(1, Ordering::AcqRel);
+        if !self.token.inert {
+            self.token.live.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -166,7 +183,7 @@ impl fmt::Debug for CancelledError {
 
 impl fmt::Display for CancelledError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.msg {
+        match &self.token.msg {
             Some(m) => write!(f, "cancelled: {m}"),
             None => f.write_str("cancelled"),
         }
@@ -236,5 +253,14 @@ mod tests {
         let e = CancelledError::with_message("x");
         assert!(!e.is_live());
         assert_eq!(e.to_string(), "cancelled: x");
+    }
+
+    /// Every checkpoint returns a `Result<_, CancelledError>`: it stays
+    /// one pointer, and a unit result one word.
+    #[test]
+    fn an_error_is_one_pointer() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<CancelledError>(), size_of::<usize>());
+        assert_eq!(size_of::<Result<(), CancelledError>>(), size_of::<usize>());
     }
 }
