@@ -195,34 +195,20 @@ pub(crate) trait CancelTarget {
 }
 
 /// Where an in-flight checkpoint forwards a cancellation instead of raising
-/// it at once: the task it awaits, or another [`CancelTarget`].
-///
-/// A target is boxed (it is rare: gather's outer future), which keeps every
-/// in-flight entry two words smaller.
-#[derive(Clone)]
+/// it at once: the task it awaits, or another [`CancelTarget`]. An entry
+/// stores the two apart (a target is rare: see [`Rare`]); this is the
+/// owned value a delivery takes out of the entry to cancel it.
 enum Forward {
     Task(TaskRef),
-    Target(Box<Rc<dyn CancelTarget>>),
+    Target(Rc<dyn CancelTarget>),
 }
 
 impl Forward {
-    /// Whether the awaited task has finished (a target is never "done"
-    /// here: it wakes its await point itself).
-    fn is_done(&self) -> bool {
-        matches!(self, Forward::Task(t) if t.done())
-    }
-
-    fn cancel(&self, msg: Option<Arc<str>>) -> bool {
+    fn as_ref(&self) -> ForwardRef<'_> {
         match self {
-            Forward::Task(t) => t.cancel_inner(msg),
-            Forward::Target(t) => t.cancel(msg),
+            Forward::Task(t) => ForwardRef::Task(t),
+            Forward::Target(t) => ForwardRef::Target(t),
         }
-    }
-
-    /// Whether a refusal leaves the waking to the target (see
-    /// [`CancelTarget`]).
-    fn wakes_itself(&self) -> bool {
-        matches!(self, Forward::Target(_))
     }
 }
 
@@ -237,54 +223,140 @@ impl Delivery {
     }
 }
 
-/// How to wake a suspended checkpoint. Most are polled by their task
-/// directly, and the task's own waker needs no clone (no atomic count); a
-/// foreign waker (a future polled under a combinator's own waker) is rare
-/// and boxed, to keep every in-flight entry small.
-enum CpWaker {
-    Task,
-    Other(Box<Waker>),
+/// The rare parts of an in-flight entry, boxed together to keep every
+/// entry three words (so that a task's first entry, held in place in its
+/// header, costs four): a delivered cancellation; a foreign waker (a
+/// future polled under a combinator's own waker — most checkpoints are
+/// polled by their task directly, and the task's own waker needs no clone,
+/// no atomic count); a forward target other than a task (gather's outer
+/// future).
+#[derive(Default)]
+struct Rare {
+    delivery: Option<Delivery>,
+    waker: Option<Waker>,
+    target: Option<Rc<dyn CancelTarget>>,
 }
 
-impl CpWaker {
-    fn new(task: &TaskRef, waker: &Waker) -> CpWaker {
-        if waker.will_wake(&task.0.waker()) {
-            CpWaker::Task
-        } else {
-            CpWaker::Other(Box::new(waker.clone()))
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.delivery.is_none() && self.waker.is_none() && self.target.is_none()
+    }
+}
+
+impl Inflight {
+    #[inline]
+    fn new(
+        task: &TaskRef,
+        waker: &Waker,
+        scope: ScopeRef,
+        forward: Option<&ForwardRef<'_>>,
+    ) -> Inflight {
+        let (forward, target) = match forward {
+            Some(ForwardRef::Task(t)) => (Some((*t).clone()), None),
+            Some(ForwardRef::Target(t)) => (None, Some(Rc::clone(t))),
+            None => (None, None),
+        };
+        let own = waker.will_wake(&task.0.waker());
+        let rare = (!own || target.is_some()).then(|| {
+            Box::new(Rare {
+                delivery: None,
+                waker: (!own).then(|| waker.clone()),
+                target,
+            })
+        });
+        Inflight {
+            scope,
+            forward,
+            rare,
         }
     }
 
-    fn refresh(&mut self, task: &TaskRef, waker: &Waker) {
-        let same = match self {
-            CpWaker::Task => waker.will_wake(&task.0.waker()),
-            CpWaker::Other(w) => w.will_wake(waker),
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Records `waker` (nothing for the task's own).
+    fn set_waker(&mut self, task: &TaskRef, waker: &Waker) {
+        if waker.will_wake(&task.0.waker()) {
+            if let Some(rare) = &mut self.rare {
+                rare.waker = None;
+                self.drop_empty_rare();
+            }
+        } else {
+            self.rare_mut().waker = Some(waker.clone());
+        }
+    }
+
+    /// Records `waker` if it differs from the one recorded.
+    #[inline]
+    fn refresh_waker(&mut self, task: &TaskRef, waker: &Waker) {
+        let same = match self.rare.as_ref().and_then(|r| r.waker.as_ref()) {
+            None => waker.will_wake(&task.0.waker()),
+            Some(w) => w.will_wake(waker),
         };
         if !same {
-            *self = CpWaker::new(task, waker);
+            self.set_waker(task, waker);
         }
     }
 
     /// A clone of a foreign waker; `None` for the task's own (wake it in
     /// place).
     fn foreign(&self) -> Option<Waker> {
-        match self {
-            CpWaker::Task => None,
-            CpWaker::Other(w) => Some(Waker::clone(w)),
-        }
+        self.rare.as_ref()?.waker.clone()
     }
 
     /// Wakes the task's own waker in place (it only queues the task); a
     /// foreign waker is cloned to be woken by the caller, outside any
     /// borrow, as it may run arbitrary code.
     fn wake_or_clone(&self, task: &TaskRef) -> Option<Waker> {
-        match self {
-            CpWaker::Task => {
-                task.0.waker().wake_by_ref();
-                None
-            }
-            CpWaker::Other(w) => Some(Waker::clone(w)),
+        let foreign = self.foreign();
+        if foreign.is_none() {
+            task.0.waker().wake_by_ref();
         }
+        foreign
+    }
+
+    /// Where a cancellation is forwarded, if anywhere.
+    fn forward(&self) -> Option<Forward> {
+        match (&self.forward, &self.rare) {
+            (Some(t), _) => Some(Forward::Task(t.clone())),
+            (None, Some(r)) => r.target.clone().map(Forward::Target),
+            (None, None) => None,
+        }
+    }
+
+    fn drop_empty_rare(&mut self) {
+        if self.rare.as_ref().is_some_and(|r| r.is_empty()) {
+            self.rare = None;
+        }
+    }
+
+    fn delivery(&self) -> Option<&Delivery> {
+        self.rare.as_ref()?.delivery.as_ref()
+    }
+
+    fn delivery_mut(&mut self) -> Option<&mut Delivery> {
+        self.rare.as_mut()?.delivery.as_mut()
+    }
+
+    fn set_delivery(&mut self, d: Delivery) {
+        self.rare_mut().delivery = Some(d);
+    }
+
+    fn clear_delivery(&mut self) {
+        if let Some(rare) = &mut self.rare {
+            rare.delivery = None;
+            self.drop_empty_rare();
+        }
+    }
+
+    #[inline]
+    fn into_delivery(self) -> Option<Delivery> {
+        self.rare?.delivery
+    }
+
+    fn has_forward(&self) -> bool {
+        self.forward.is_some() || self.rare.as_ref().is_some_and(|r| r.target.is_some())
     }
 }
 
@@ -296,10 +368,12 @@ fn current_turn() -> u64 {
 /// A checkpoint of this task that is suspended right now.
 pub(crate) struct Inflight {
     scope: ScopeRef,
-    waker: CpWaker,
-    forward: Option<Forward>,
-    /// Boxed: rare, and it keeps every suspended checkpoint's entry small.
-    delivery: Option<Box<Delivery>>,
+    /// The awaited task a cancellation is forwarded to, if any (another
+    /// kind of target is in `rare`).
+    forward: Option<TaskRef>,
+    /// A delivery, a foreign waker, a target other than a task: see
+    /// [`Rare`].
+    rare: Option<Box<Rare>>,
 }
 
 /// What a task keeps once it has been cancelled at least once.
@@ -631,8 +705,9 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
             if !inside(&entry.scope, &scope) {
                 continue;
             }
-            let mut forward = entry.forward.is_some();
-            match &mut entry.delivery {
+            let mut forward = entry.has_forward();
+            let awaited_done = entry.forward.as_ref().is_some_and(TaskRef::done);
+            match entry.delivery_mut() {
                 Some(d) => {
                     d.requests.push(req());
                     state.book(&scope).push(&d.token);
@@ -645,7 +720,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                         // wake-up is on its way and the waiter's turn is
                         // still owed.
                         d.forwarded = false;
-                        d.relayed = !entry.forward.as_ref().is_some_and(Forward::is_done);
+                        d.relayed = !awaited_done;
                         forward = false;
                     } else if d.zero && !d.relayed {
                         // Nothing was forwarded (a shield, a plain future):
@@ -658,19 +733,19 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                     let token = new_token
                         .get_or_insert_with(|| TokenInner::new(msg.clone()))
                         .clone();
-                    entry.delivery = Some(Box::new(Delivery {
+                    entry.set_delivery(Delivery {
                         token,
                         requests: OneOrMany::One(req()),
                         forwarded: false,
                         zero: false,
                         relayed: false,
                         cut: None,
-                    }));
+                    });
                 }
             }
-            match (&entry.forward, forward) {
-                (Some(target), true) => to_forward.push((key, target.clone())),
-                _ => to_wake.push(entry.waker.foreign()),
+            match entry.forward().filter(|_| forward) {
+                Some(target) => to_forward.push((key, target)),
+                None => to_wake.push(entry.foreign()),
             }
         }
     }
@@ -680,14 +755,15 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
     }
     state.delivering.set(true);
     to_forward.drain_each(|(key, target)| {
+        let target = target.as_ref();
         let accepted = target.cancel(msg.clone());
         let mut inflight = state.inflight.borrow_mut();
         if let Some(entry) = inflight.get_mut(key) {
-            if let Some(d) = &mut entry.delivery {
+            if let Some(d) = entry.delivery_mut() {
                 d.forwarded = accepted;
             }
             if !accepted && !target.wakes_itself() {
-                to_wake.push(entry.waker.foreign());
+                to_wake.push(entry.foreign());
             }
         }
     });
@@ -718,10 +794,7 @@ fn deliver_plain(task: &TaskRef) -> bool {
         let Some(only) = inflight.sole() else {
             return false;
         };
-        let plain = only.scope.is_none()
-            && only.forward.is_none()
-            && only.delivery.is_none()
-            && matches!(only.waker, CpWaker::Task);
+        let plain = only.scope.is_none() && only.forward.is_none() && only.rare.is_none();
         if !plain {
             return false;
         }
@@ -743,7 +816,7 @@ fn materialize_plain(task: &TaskRef) {
     state.books().root_tokens.push(&token);
     state.books().all_tokens.push(&token);
     if let Some(entry) = state.inflight.borrow_mut().get_mut(0) {
-        entry.delivery = Some(Box::new(Delivery {
+        entry.set_delivery(Delivery {
             token,
             requests: OneOrMany::One(ReqRef::Sole(Request {
                 scope: None,
@@ -756,7 +829,7 @@ fn materialize_plain(task: &TaskRef) {
             zero: false,
             relayed: false,
             cut: None,
-        }));
+        });
     }
 }
 
@@ -766,7 +839,7 @@ pub(crate) fn withdraw_soft(task: &TaskRef) {
     let state = task.cancel_state();
     let mut inflight = state.inflight.borrow_mut();
     for (_, entry) in inflight.iter_mut() {
-        let Some(d) = &mut entry.delivery else {
+        let Some(d) = entry.delivery_mut() else {
             continue;
         };
         if d.forwarded {
@@ -779,7 +852,7 @@ pub(crate) fn withdraw_soft(task: &TaskRef) {
             !r.soft
         });
         if d.requests.is_empty() {
-            entry.delivery = None;
+            entry.clear_delivery();
         }
     }
 }
@@ -791,13 +864,6 @@ enum ForwardRef<'a> {
 }
 
 impl ForwardRef<'_> {
-    fn to_owned(&self) -> Forward {
-        match self {
-            ForwardRef::Task(t) => Forward::Task((*t).clone()),
-            ForwardRef::Target(t) => Forward::Target(Box::new(Rc::clone(t))),
-        }
-    }
-
     fn cancel(&self, msg: Option<Arc<str>>) -> bool {
         match self {
             ForwardRef::Task(t) => t.cancel_inner(msg),
@@ -805,6 +871,8 @@ impl ForwardRef<'_> {
         }
     }
 
+    /// Whether a refusal leaves the waking to the target (see
+    /// [`CancelTarget`]).
     fn wakes_itself(&self) -> bool {
         matches!(self, ForwardRef::Target(_))
     }
@@ -853,7 +921,7 @@ impl Checkpoint {
 
     /// Whether a cancellation was delivered and not returned yet.
     pub(crate) fn is_delivered(&self) -> bool {
-        self.holds_plain() || self.with_entry(|e| e.delivery.is_some()).unwrap_or(false)
+        self.holds_plain() || self.with_entry(|e| e.delivery().is_some()).unwrap_or(false)
     }
 
     /// Whether a plain delivery (see [`deliver_plain`]) waits here.
@@ -877,7 +945,7 @@ impl Checkpoint {
 
     /// Whether the delivery was forwarded to an awaited task that accepted it.
     pub(crate) fn is_forwarded(&self) -> bool {
-        self.with_entry(|e| e.delivery.as_ref().is_some_and(|d| d.forwarded))
+        self.with_entry(|e| e.delivery().is_some_and(|d| d.forwarded))
             .unwrap_or(false)
     }
 
@@ -901,10 +969,10 @@ impl Checkpoint {
             let Some(entry) = inflight.get(*key) else {
                 return true;
             };
-            if entry.delivery.is_some() || task.cancel_state().plain_at(*key) {
+            if entry.delivery().is_some() || task.cancel_state().plain_at(*key) {
                 return false;
             }
-            entry.waker.wake_or_clone(task)
+            entry.wake_or_clone(task)
         };
         if let Some(w) = foreign {
             w.wake();
@@ -919,10 +987,7 @@ impl Checkpoint {
             return false;
         };
         let mut inflight = task.cancel_state().inflight.borrow_mut();
-        let Some(Inflight {
-            delivery: Some(d), ..
-        }) = inflight.get_mut(*key)
-        else {
+        let Some(d) = inflight.get_mut(*key).and_then(Inflight::delivery_mut) else {
             return false;
         };
         if !d.zero || d.relayed {
@@ -955,7 +1020,7 @@ impl Checkpoint {
             .inflight
             .borrow()
             .get(*key)
-            .is_some_and(|e| e.delivery.as_ref().is_some_and(|d| !d.forwarded));
+            .is_some_and(|e| e.delivery().is_some_and(|d| !d.forwarded));
         if !raise {
             return Poll::Ready(None);
         }
@@ -980,7 +1045,7 @@ impl Checkpoint {
             return None;
         }
         let (_, delivery) = self.unregister()?;
-        let d = *delivery?;
+        let d = delivery?;
         d.settle();
         Some(CancelledError::from_token(d.token))
     }
@@ -1026,7 +1091,7 @@ impl Checkpoint {
                     .inflight
                     .borrow()
                     .get(*key)
-                    .is_some_and(|e| e.delivery.is_some());
+                    .is_some_and(|e| e.delivery().is_some());
             if delivered {
                 return self.poll_fn_delivered(cx, f);
             }
@@ -1037,7 +1102,7 @@ impl Checkpoint {
                     let entry = task.cancel_state().inflight.borrow_mut().remove(key);
                     // Settled and dropped outside the borrow (a foreign
                     // waker may run code).
-                    if let Some(d) = entry.and_then(|e| e.delivery) {
+                    if let Some(d) = entry.and_then(Inflight::into_delivery) {
                         d.settle();
                     }
                 }
@@ -1170,12 +1235,8 @@ impl Checkpoint {
         cx: &Context<'_>,
         forward: Option<&ForwardRef<'_>>,
     ) -> usize {
-        let key = task.cancel_state().inflight.borrow_mut().insert(Inflight {
-            scope,
-            waker: CpWaker::new(&task, cx.waker()),
-            forward: forward.map(ForwardRef::to_owned),
-            delivery: None,
-        });
+        let entry = Inflight::new(&task, cx.waker(), scope, forward);
+        let key = task.cancel_state().inflight.borrow_mut().insert(entry);
         self.reg = Some((task, key));
         key
     }
@@ -1202,8 +1263,8 @@ impl Checkpoint {
                 let mut inflight = task.cancel_state().inflight.borrow_mut();
                 let entry = inflight.get_mut(*key).expect("registered checkpoint");
                 entry.scope = scope.clone();
-                entry.waker.refresh(&task, cx.waker());
-                if entry.delivery.is_some() || task.cancel_state().plain_at(*key) {
+                entry.refresh_waker(&task, cx.waker());
+                if entry.delivery().is_some() || task.cancel_state().plain_at(*key) {
                     return Suspended::Waiting;
                 }
                 *key
@@ -1260,14 +1321,14 @@ impl Checkpoint {
         let wakes_itself = forward.as_ref().is_some_and(ForwardRef::wakes_itself);
         let accepted = forward.is_some_and(|f| f.cancel(msg)) && !direct;
         if let Some(entry) = state.inflight.borrow_mut().get_mut(key) {
-            entry.delivery = Some(Box::new(Delivery {
+            entry.set_delivery(Delivery {
                 token,
                 requests: taken.into(),
                 forwarded: accepted,
                 zero,
                 relayed: false,
                 cut: direct.then(current_turn),
-            }));
+            });
         }
         if !accepted && (!wakes_itself || direct) {
             cx.waker().wake_by_ref();
@@ -1307,13 +1368,13 @@ impl Checkpoint {
     }
 
     /// Removes this checkpoint's in-flight entry: its task and delivery.
-    fn unregister(&mut self) -> Option<(TaskRef, Option<Box<Delivery>>)> {
+    fn unregister(&mut self) -> Option<(TaskRef, Option<Delivery>)> {
         let (task, key) = self.reg.take()?;
         if key == 0 {
             materialize_plain(&task);
         }
         let entry = task.cancel_state().inflight.borrow_mut().remove(key);
-        Some((task, entry.and_then(|e| e.delivery)))
+        Some((task, entry.and_then(Inflight::into_delivery)))
     }
 }
 
