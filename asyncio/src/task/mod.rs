@@ -237,8 +237,14 @@ impl TaskRef {
     }
 
     /// Withdraws an await registered with [`TaskRef::add_waiter`].
+    #[inline]
     pub(crate) fn remove_waiter(&self, id: &mut Option<u32>) {
-        let Some(id) = id.take() else { return };
+        if let Some(id) = id.take() {
+            self.remove_waiter_id(id);
+        }
+    }
+
+    fn remove_waiter_id(&self, id: u32) {
         self.header()
             .waiters
             .edit(|waiters| waiters.retain(|w| w.await_id() != Some(id)));
@@ -325,7 +331,7 @@ impl<T> Drop for Task<T> {
         let task = self.obj.task();
         let h = task.header();
         h.flags.set(Flag::HandleAlive, false);
-        if !h.flags.get(Flag::Retrieved) {
+        if h.end() == End::Panicked && !h.flags.get(Flag::Retrieved) {
             // The loop is looked up only when there is a panic to report.
             let report = task
                 .panic_message()
