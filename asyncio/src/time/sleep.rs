@@ -72,7 +72,16 @@ pub struct Sleep {
 }
 
 impl Sleep {
+    /// Disarms the timer, if one is armed. In line: most sleeps end with
+    /// their timer fired (or never armed: a bare yield).
+    #[inline]
     fn disarm(&mut self) {
+        if matches!(self.state, State::Armed(..)) {
+            self.disarm_armed();
+        }
+    }
+
+    fn disarm_armed(&mut self) {
         if let State::Armed(lp, key) = std::mem::replace(&mut self.state, State::Done) {
             if let Some(lp) = lp.upgrade() {
                 lp.disarm(key);
