@@ -587,10 +587,15 @@ impl CancelState {
     /// A message-less token nobody but the spare slot holds any more (no
     /// error, no task group snapshot: `strong_count == 1`) is reused: it
     /// is indistinguishable from a fresh one, and it is in the books
-    /// already (the slot's count keeps it from being pruned).
+    /// already (the slot's count keeps it from being pruned). A task's
+    /// first root token is not kept as the spare: most tasks that get one
+    /// raise it and end (a cancelled task), and keeping it would cost two
+    /// atomic counts for nothing; a task awaiting cancelled tasks one after
+    /// another reuses its second token onwards.
     pub(crate) fn root_token(&self, msg: Option<Arc<str>>) -> Token {
+        let first = self.books_if_any().is_none();
         let books = self.books();
-        let reusable = msg.is_none();
+        let reusable = msg.is_none() && !first;
         if reusable {
             let spare = books.spare.take();
             let reused = spare
@@ -1527,5 +1532,35 @@ mod tests {
             "Cold is {} bytes",
             std::mem::size_of::<Cold>()
         );
+    }
+
+    /// A task that awaits cancelled tasks one after another, handling each
+    /// error, makes two root tokens however many it awaits: its first, and
+    /// the spare it reuses from the second await on.
+    #[test]
+    fn awaiting_cancelled_tasks_reuses_one_root_token() {
+        use crate::{create_task, current_task, sleep, Runner};
+        use std::sync::Arc;
+        use std::time::Duration;
+        Runner::builder().virtual_time(true).build().run(async {
+            let me = current_task().unwrap();
+            let spare = || {
+                let books = me.cancel_state().books_if_any()?;
+                let token = books.spare.take()?;
+                let at = Arc::as_ptr(&token);
+                books.spare.set(Some(token));
+                Some(at)
+            };
+            let mut seen = Vec::new();
+            for _ in 0..20 {
+                let t = create_task(sleep(Duration::from_secs(1)));
+                t.task_ref().cancel();
+                assert!(t.await.is_err(), "the awaited task was cancelled");
+                seen.push(spare());
+            }
+            assert_eq!(seen[0], None, "the first root token is not kept");
+            let kept = seen[1].expect("the second is kept as the spare");
+            assert!(seen[1..].iter().all(|s| *s == Some(kept)), "and reused");
+        });
     }
 }
