@@ -243,6 +243,22 @@ impl Rare {
     }
 }
 
+/// The number of the loop turn running now (0 outside a loop).
+fn current_turn() -> u64 {
+    crate::runtime::context::with_loop(|lp| lp.turn()).unwrap_or(0)
+}
+
+/// A checkpoint of this task that is suspended right now.
+pub(crate) struct Inflight {
+    scope: ScopeRef,
+    /// The awaited task a cancellation is forwarded to, if any (another
+    /// kind of target is in `rare`).
+    forward: Option<TaskRef>,
+    /// A delivery, a foreign waker, a target other than a task: see
+    /// [`Rare`].
+    rare: Option<Box<Rare>>,
+}
+
 impl Inflight {
     #[inline]
     fn new(
@@ -358,22 +374,6 @@ impl Inflight {
     fn has_forward(&self) -> bool {
         self.forward.is_some() || self.rare.as_ref().is_some_and(|r| r.target.is_some())
     }
-}
-
-/// The number of the loop turn running now (0 outside a loop).
-fn current_turn() -> u64 {
-    crate::runtime::context::with_loop(|lp| lp.turn()).unwrap_or(0)
-}
-
-/// A checkpoint of this task that is suspended right now.
-pub(crate) struct Inflight {
-    scope: ScopeRef,
-    /// The awaited task a cancellation is forwarded to, if any (another
-    /// kind of target is in `rare`).
-    forward: Option<TaskRef>,
-    /// A delivery, a foreign waker, a target other than a task: see
-    /// [`Rare`].
-    rare: Option<Box<Rare>>,
 }
 
 /// What a task keeps once it has been cancelled at least once.
