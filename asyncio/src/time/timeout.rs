@@ -130,10 +130,14 @@ impl Inner {
         }
     }
 
-    fn arm(self: &Rc<Self>, lp: &Rc<Loop>) {
+    /// Arms the deadline's timer: a callback on the next turn if the
+    /// deadline has passed already (as asyncio's `reschedule` does). `now`
+    /// is a clock reading taken for this same operation, if the caller has
+    /// one (entering a relative timeout reads the clock once, not twice).
+    fn arm(self: &Rc<Self>, lp: &Rc<Loop>, now: Option<Instant>) {
         self.disarm();
         let Some(when) = self.when() else { return };
-        let armed = if when <= lp.now() {
+        let armed = if when <= now.unwrap_or_else(|| lp.now()) {
             let weak = Rc::downgrade(self);
             Armed::Soon(lp.call_soon(Box::new(move || {
                 if let Some(me) = weak.upgrade() {
@@ -173,8 +177,9 @@ impl Inner {
         let lp = context::expect_loop("asyncio::timeout()");
         *self.task.borrow_mut() = Some(task.clone());
         *self.lp.borrow_mut() = Rc::downgrade(&lp);
+        let mut now = None;
         let resolved = match &*self.deadline.borrow() {
-            Deadline::Lazy(d) => d.map(|d| lp.now() + d),
+            Deadline::Lazy(d) => d.map(|d| *now.insert(lp.now()) + d),
             Deadline::At(t) => *t,
         };
         *self.deadline.borrow_mut() = Deadline::At(resolved);
@@ -184,7 +189,7 @@ impl Inner {
             self.scope.set_zero();
             self.scope.set_pending(true);
         } else {
-            self.arm(&lp);
+            self.arm(&lp, now);
         }
         task
     }
@@ -352,7 +357,7 @@ impl TimeoutHandle {
         *self.inner.deadline.borrow_mut() = Deadline::At(when);
         let lp = self.inner.lp.borrow().upgrade();
         match lp {
-            Some(lp) => self.inner.arm(&lp),
+            Some(lp) => self.inner.arm(&lp, None),
             None => self.inner.disarm(),
         }
         Ok(())
