@@ -267,7 +267,11 @@ impl RawTask {
         remote: Arc<Remote>,
         header: Header,
     ) -> Typed<F::Output> {
-        let cell = Box::new(RawCell {
+        // Allocated first and written in place: the block is built where it
+        // lives, not built on the stack and copied (a `Box::new` of it
+        // compiled to a `memcpy` of the whole block per spawn).
+        let cell = Box::leak(Box::<RawCell<F>>::new_uninit());
+        cell.write(RawCell {
             head: Head {
                 shared: Shared {
                     word: AtomicU32::new(REF | QUEUED),
@@ -282,7 +286,7 @@ impl RawTask {
         });
         Typed {
             task: TaskRef(RawTask {
-                ptr: NonNull::from(Box::leak(cell)).cast(),
+                ptr: NonNull::from(cell).cast(),
             }),
             _output: PhantomData,
         }
