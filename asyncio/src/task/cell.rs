@@ -26,7 +26,31 @@ use crate::cancel::scope::CancelState;
 use crate::runtime::{Loop, TaskKey};
 use crate::util::small::{cloned, OneOrMany};
 
-static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
+/// The next block of task ids to hand to a thread.
+static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1);
+
+/// How many ids a thread takes at once: one atomic operation per this many
+/// spawns instead of one per spawn.
+const ID_BLOCK: u64 = 1024;
+
+thread_local! {
+    /// This thread's ids: the next one, and the end of its block.
+    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// A fresh task id: unique in the process, increasing on each thread (so a
+/// loop's tasks are numbered in creation order, as `all_tasks` lists them).
+fn next_task_id() -> u64 {
+    IDS.with(|ids| {
+        let (mut next, mut end) = ids.get();
+        if next == end {
+            next = NEXT_ID_BLOCK.fetch_add(ID_BLOCK, Ordering::Relaxed);
+            end = next + ID_BLOCK;
+        }
+        ids.set((next + 1, end));
+        next
+    })
+}
 
 /// How a task ended (or that it has not). What an ending carries (a
 /// cancel message, a panic) is kept in [`Extras`]: most tasks end with a
@@ -234,9 +258,10 @@ impl Header {
 
     /// A fresh header (the task finds its loop by the id in its block:
     /// [`RawTask::owning_loop`]).
+    #[inline]
     pub(crate) fn new() -> Header {
         Header {
-            id: NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed),
+            id: next_task_id(),
             cancel: CancelState::new(),
             end: Cell::new(End::Running),
             flags: Flags(Cell::new(Flag::HandleAlive as u8)),
