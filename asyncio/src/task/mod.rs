@@ -61,7 +61,8 @@ impl TaskRef {
         self.0.ptr_eq(&other.0)
     }
 
-    /// The task's unique id (process-wide, in creation order).
+    /// The task's id: unique in the process, increasing in creation order
+    /// on each thread (so among one loop's tasks).
     pub fn id(&self) -> u64 {
         self.header().id
     }
