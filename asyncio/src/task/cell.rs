@@ -449,3 +449,35 @@ pub(crate) fn take_outcome<F: Future>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{next_task_id, ID_BLOCK};
+    use std::collections::HashSet;
+
+    /// Threads taking ids at once, each past several of its blocks: every
+    /// id is unique, and each thread's ids increase.
+    #[test]
+    fn task_ids_are_unique_across_threads_and_increase_on_each() {
+        let per_thread = 3 * ID_BLOCK as usize + 7;
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    (0..per_thread).map(|_| next_task_id()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all = HashSet::new();
+        for t in threads {
+            let ids = t.join().unwrap();
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "increasing on a thread"
+            );
+            for id in ids {
+                assert!(all.insert(id), "id {id} handed out twice");
+            }
+        }
+        assert_eq!(all.len(), 4 * per_thread);
+    }
+}
