@@ -260,7 +260,8 @@ pub(crate) struct Inflight {
 }
 
 impl Inflight {
-    #[inline]
+    /// Always in line, as [`Checkpoint::register`], whose fast path it is.
+    #[inline(always)]
     fn new(
         task: &TaskRef,
         waker: &Waker,
