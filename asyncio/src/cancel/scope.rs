@@ -367,7 +367,7 @@ impl Inflight {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn into_delivery(self) -> Option<Delivery> {
         self.rare?.delivery
     }
