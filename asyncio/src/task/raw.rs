@@ -261,6 +261,7 @@ impl<T> Typed<T> {
 impl RawTask {
     /// Allocates a task running `fut`, already queued for its first step,
     /// with one local handle (the one returned).
+    #[inline]
     pub(crate) fn allocate<F: Future + 'static>(
         fut: F,
         key: TaskKey,
