@@ -54,9 +54,10 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::{cancelled_here, Child, IntoChild, Outcome};
+use super::{Child, IntoChild, Outcome};
 use crate::cancel::error::{CancelRecord, CancelledError};
 use crate::cancel::scope::{CancelTarget, Checkpoint};
+use crate::task::cancelled_here;
 use crate::task::TaskRef;
 
 /// A finished child's outcome with its value type erased, so that tuples of

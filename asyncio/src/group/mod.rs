@@ -47,9 +47,8 @@ mod wait;
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 
-use crate::cancel::error::{CancelRecord, CancelledError};
+use crate::cancel::error::CancelRecord;
 use crate::task::{self, Task, TaskRef};
 
 pub use as_completed::{as_completed, AsCompleted, AsCompletedError, Next};
@@ -346,14 +345,5 @@ pub(crate) fn panic_str(p: &(dyn Any + Send)) -> Option<&str> {
         Some(s)
     } else {
         p.downcast_ref::<String>().map(String::as_str)
-    }
-}
-
-/// A `CancelledError` counted against the current task's root scope: a
-/// cancellation that comes out of an awaited child (DESIGN.md §3).
-pub(crate) fn cancelled_here(msg: Option<Arc<str>>) -> CancelledError {
-    match task::current_header_token(msg) {
-        Some(token) => CancelledError::from_token(token),
-        None => CancelledError::new(),
     }
 }

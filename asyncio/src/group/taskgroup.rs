@@ -75,9 +75,10 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::{cancelled_here, panic_str};
+use super::panic_str;
 use crate::cancel::error::{CancelledError, Token};
 use crate::cancel::scope::{deliver, Checkpoint, ScopeGuard, ScopeNode};
+use crate::task::cancelled_here;
 use crate::task::{current_task, Task, TaskRef};
 use crate::time::InvalidStateError;
 

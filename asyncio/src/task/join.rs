@@ -5,7 +5,7 @@ use std::panic;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{current_task_obj, Outcome, Task, TaskRef};
+use super::{cancelled_here, current_task_obj, Outcome, Task, TaskRef};
 use crate::cancel::error::CancelledError;
 use crate::cancel::scope::Checkpoint;
 
@@ -199,14 +199,6 @@ pub(crate) fn shared_outcome(task: &TaskRef) -> Result<(), CancelledError> {
         Err(cancelled_here(task.cancel_message()))
     } else {
         Ok(())
-    }
-}
-
-/// A `CancelledError` counted against the current task's root scope.
-fn cancelled_here(msg: Option<std::sync::Arc<str>>) -> CancelledError {
-    match super::current_header_token(msg) {
-        Some(token) => CancelledError::from_token(token),
-        None => CancelledError::new(),
     }
 }
 

@@ -16,7 +16,7 @@ use std::future::{Future, IntoFuture};
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::cancel::error::Token;
+use crate::cancel::error::{CancelledError, Token};
 use crate::cancel::scope::{deliver, CancelState};
 use crate::runtime::context;
 use cell::{End, Flag, Header};
@@ -473,9 +473,14 @@ pub fn all_tasks() -> Vec<TaskRef> {
     context::with_loop(|lp| lp.all_tasks()).unwrap_or_default()
 }
 
-/// A token counted against the current task's root scope, if inside a task.
-pub(crate) fn current_header_token(msg: Option<Arc<str>>) -> Option<Token> {
-    current_task_obj().map(|t| t.cancel_state().root_token(msg))
+/// A `CancelledError` counted against the current task's root scope: a
+/// cancellation that comes out of an awaited task or child (DESIGN.md §3).
+/// Outside a task, an inert error.
+pub(crate) fn cancelled_here(msg: Option<Arc<str>>) -> CancelledError {
+    match current_task_obj() {
+        Some(t) => CancelledError::from_token(t.cancel_state().root_token(msg)),
+        None => CancelledError::new(),
+    }
 }
 
 /// A token for a `CancelledError` raised by hand in the current task.
