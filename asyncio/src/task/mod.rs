@@ -206,28 +206,26 @@ impl TaskRef {
         waker: &std::task::Waker,
     ) {
         let h = self.header();
-        let waiter = |id| match me {
-            Some(me) if me.0.same_loop(&self.0) && waker.will_wake(&me.0.waker()) => {
-                cell::Waiter::Task(id, me.0.key())
-            }
-            _ => cell::Waiter::Wake(Box::new((id, waker.clone()))),
+        // The awaiting task's key, if the await can be recorded by it.
+        let by_key = me
+            .filter(|me| me.0.same_loop(&self.0) && waker.will_wake(&me.0.waker()))
+            .map(|me| me.0.key());
+        let waiter = |id| match by_key {
+            Some(key) => cell::Waiter::Task(id, key),
+            None => cell::Waiter::Wake(Box::new((id, waker.clone()))),
         };
         h.waiters.edit(|waiters| {
             if let Some(id) = *id {
-                for w in waiters.iter_mut() {
-                    if w.await_id() == Some(id) {
-                        let same = match w {
-                            cell::Waiter::Task(_, key) => me.is_some_and(|me| {
-                                me.0.key() == *key && waker.will_wake(&me.0.waker())
-                            }),
-                            cell::Waiter::Wake(w) => w.1.will_wake(waker),
-                            cell::Waiter::Callback(_) => false,
-                        };
-                        if !same {
-                            *w = waiter(id);
-                        }
-                        return;
+                if let Some(w) = waiters.iter_mut().find(|w| w.await_id() == Some(id)) {
+                    let same = match (&*w, by_key) {
+                        (cell::Waiter::Task(_, key), Some(new)) => *key == new,
+                        (cell::Waiter::Wake(w), None) => w.1.will_wake(waker),
+                        _ => false,
+                    };
+                    if !same {
+                        *w = waiter(id);
                     }
+                    return;
                 }
             }
             let new = h.next_waiter.get();
