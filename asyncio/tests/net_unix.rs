@@ -8,12 +8,28 @@ use std::path::PathBuf;
 use asyncio::net::{UnixListener, UnixStream};
 use io_common::{ms, run};
 
-fn sock_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("asyncio-net-unix-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    let _ = std::fs::remove_file(&p);
-    p
+/// A socket path in a directory of its own, removed with everything in it
+/// when the test ends (passing or not): the tests leave nothing behind in
+/// the temp dir.
+struct SockDir(PathBuf);
+
+impl SockDir {
+    fn new(test: &str) -> SockDir {
+        let dir =
+            std::env::temp_dir().join(format!("asyncio-net-unix-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        SockDir(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for SockDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 async fn read_all(s: &UnixStream) -> Vec<u8> {
@@ -30,7 +46,8 @@ async fn read_all(s: &UnixStream) -> Vec<u8> {
 #[test]
 fn echo_over_a_socket_in_a_temp_dir() {
     let _g = io_common::shared();
-    let path = sock_path("echo.sock");
+    let dir = SockDir::new("echo");
+    let path = dir.path("echo.sock");
     let p = path.clone();
     run(async move {
         let listener = UnixListener::bind(&p).unwrap();
@@ -65,7 +82,8 @@ fn echo_over_a_socket_in_a_temp_dir() {
 #[test]
 fn connect_to_a_missing_socket_names_the_path() {
     let _g = io_common::shared();
-    let path = sock_path("missing.sock");
+    let dir = SockDir::new("missing");
+    let path = dir.path("missing.sock");
     let p = path.clone();
     run(async move {
         let err = UnixStream::connect(&p).await.unwrap_err();
@@ -77,7 +95,8 @@ fn connect_to_a_missing_socket_names_the_path() {
 #[test]
 fn a_cancelled_accept_takes_no_connection() {
     let _g = io_common::shared();
-    let path = sock_path("cancel.sock");
+    let dir = SockDir::new("cancel");
+    let path = dir.path("cancel.sock");
     let p = path.clone();
     run(async move {
         let listener = UnixListener::bind(&p).unwrap();
