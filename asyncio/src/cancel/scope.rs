@@ -392,6 +392,19 @@ struct RootBooks {
     spare: Cell<Option<Token>>,
 }
 
+impl RootBooks {
+    /// Forgets every token at task end: no checkpoint will run in the task
+    /// again, so nothing reads its books. The weak references would
+    /// otherwise keep each dead token's memory until the task is freed (a
+    /// cancelled task's token, dropped as the task ends, is freed there
+    /// and then, and its memory reused by the next one).
+    fn release(&self) {
+        drop(self.root_tokens.0.take());
+        drop(self.all_tokens.0.take());
+        drop(self.spare.take());
+    }
+}
+
 /// What most tasks never need, in one box allocated on first use: the
 /// books of a task that was cancelled, and the task's [`Extras`] (name, what
 /// its ending carries). One box rather than one each: a word less in every
@@ -664,6 +677,9 @@ impl CancelState {
         }
         if self.pending.get() {
             self.take_pending();
+        }
+        if let Some(cold) = self.cold.get() {
+            cold.books.release();
         }
     }
 
@@ -1562,6 +1578,31 @@ mod tests {
             assert_eq!(seen[0], None, "the first root token is not kept");
             let kept = seen[1].expect("the second is kept as the spare");
             assert!(seen[1..].iter().all(|s| *s == Some(kept)), "and reused");
+        });
+    }
+
+    /// A task that ends keeps no token in its books: a cancelled task's
+    /// token is freed as the task ends, not when the task is freed (a
+    /// million cancelled tasks would otherwise hold a million dead tokens).
+    #[test]
+    fn an_ended_task_keeps_no_token() {
+        use crate::{create_task, sleep, CancelledError, Runner};
+        use std::time::Duration;
+        Runner::builder().virtual_time(true).build().run(async {
+            let t = create_task(async {
+                sleep(Duration::from_secs(10)).await?;
+                Ok::<_, CancelledError>(())
+            });
+            sleep(Duration::from_secs(1)).await.unwrap();
+            let task = t.task_ref().clone();
+            task.cancel();
+            let tokens = |task: &crate::TaskRef| {
+                let books = task.cancel_state().books_if_any().expect("cancelled");
+                books.all_tokens.with(|l| l.len()) + books.root_tokens.with(|l| l.len())
+            };
+            assert!(t.await.is_err(), "the task was cancelled");
+            assert!(task.cancelled());
+            assert_eq!(tokens(&task), 0, "the ended task's books are empty");
         });
     }
 }
