@@ -14,93 +14,126 @@ pub(crate) fn cloned<T: Default + Clone>(cell: &Cell<T>) -> T {
     value
 }
 
-/// A [`Slab`] whose first entry lives inline. Key 0 is the inline slot;
-/// key `k + 1` is slot `k` of the overflow slab, which is boxed: most
-/// tables never overflow, and every task header holds one.
-pub(crate) struct InlineSlab<T> {
-    first: Option<T>,
-    rest: Option<Box<Slab<T>>>,
+/// A [`Slab`] whose first entry lives inline: most tables never hold two
+/// entries, and every task header holds one.
+///
+/// A second entry moves the first into a boxed slab, under the same key
+/// 0: keys stay stable. An enum rather than an inline slot beside an
+/// optional box: a word less (the inline slot's `Option` needs a tag of
+/// its own when the entry has no spare bit pattern, as a task's in-flight
+/// entry has none).
+pub(crate) enum InlineSlab<T> {
+    Empty,
+    /// One entry, key 0.
+    One(T),
+    Many(Box<Slab<T>>),
 }
 
 impl<T> InlineSlab<T> {
     pub(crate) const fn new() -> Self {
-        InlineSlab {
-            first: None,
-            rest: None,
-        }
+        InlineSlab::Empty
     }
 
     #[inline]
     pub(crate) fn insert(&mut self, value: T) -> usize {
-        if self.first.is_none() {
-            self.first = Some(value);
+        if let InlineSlab::Empty = self {
+            // Not `*self = ..`: that drops the old value, and the compiler
+            // calls the table's drop glue out of line even though it is
+            // empty. Forgetting an `Empty` forgets nothing.
+            std::mem::forget(std::mem::replace(self, InlineSlab::One(value)));
             0
         } else {
-            self.insert_rest(value)
+            self.insert_more(value)
         }
     }
 
-    /// [`InlineSlab::insert`] past the inline slot: out of line, so that
-    /// the common case stays small where it is inlined.
+    /// [`InlineSlab::insert`] into a table that is not empty: out of line,
+    /// so that the common case stays small where it is inlined.
     #[inline(never)]
-    fn insert_rest(&mut self, value: T) -> usize {
-        self.rest
-            .get_or_insert_with(|| Box::new(Slab::new()))
-            .insert(value)
-            + 1
+    fn insert_more(&mut self, value: T) -> usize {
+        match std::mem::replace(self, InlineSlab::Empty) {
+            InlineSlab::Empty => unreachable!("insert_more on an empty table"),
+            InlineSlab::One(first) => {
+                let mut slab = Box::new(Slab::new());
+                let zero = slab.insert(first);
+                debug_assert_eq!(zero, 0);
+                let key = slab.insert(value);
+                *self = InlineSlab::Many(slab);
+                key
+            }
+            InlineSlab::Many(mut slab) => {
+                let key = slab.insert(value);
+                *self = InlineSlab::Many(slab);
+                key
+            }
+        }
     }
 
+    #[inline]
     pub(crate) fn get(&self, key: usize) -> Option<&T> {
-        match key {
-            0 => self.first.as_ref(),
-            k => self.rest.as_ref()?.get(k - 1),
+        match self {
+            InlineSlab::Empty => None,
+            InlineSlab::One(v) => (key == 0).then_some(v),
+            InlineSlab::Many(slab) => slab.get(key),
         }
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, key: usize) -> Option<&mut T> {
-        match key {
-            0 => self.first.as_mut(),
-            k => self.rest.as_mut()?.get_mut(k - 1),
+        match self {
+            InlineSlab::Empty => None,
+            InlineSlab::One(v) => (key == 0).then_some(v),
+            InlineSlab::Many(slab) => slab.get_mut(key),
         }
     }
 
+    #[inline]
     pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
-        match key {
-            0 => self.first.take(),
-            k => self.rest.as_mut()?.remove(k - 1),
+        match self {
+            InlineSlab::One(_) if key == 0 => match std::mem::replace(self, InlineSlab::Empty) {
+                InlineSlab::One(v) => Some(v),
+                _ => unreachable!(),
+            },
+            InlineSlab::Many(slab) => slab.remove(key),
+            _ => None,
         }
     }
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
-        self.first.as_mut().map(|v| (0, v)).into_iter().chain(
-            self.rest
-                .iter_mut()
-                .flat_map(|r| r.iter_mut().map(|(k, v)| (k + 1, v))),
-        )
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none() && self.rest.as_ref().is_none_or(|r| r.is_empty())
-    }
-
-    /// The inline entry (key 0), if it is the only one.
-    pub(crate) fn sole(&self) -> Option<&T> {
-        if self.rest.as_ref().is_some_and(|r| !r.is_empty()) {
-            return None;
-        }
-        self.first.as_ref()
-    }
-
-    /// Removes every entry, returning them.
-    pub(crate) fn drain(&mut self) -> Vec<T> {
-        let mut out = match self.rest.as_mut() {
-            Some(rest) if !rest.is_empty() => rest.drain(),
-            _ => Vec::new(),
+        let (one, many) = match self {
+            InlineSlab::Empty => (None, None),
+            InlineSlab::One(v) => (Some((0, v)), None),
+            InlineSlab::Many(slab) => (None, Some(slab.iter_mut())),
         };
-        if let Some(v) = self.first.take() {
-            out.insert(0, v);
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            InlineSlab::Empty => true,
+            InlineSlab::One(_) => false,
+            InlineSlab::Many(slab) => slab.is_empty(),
         }
-        out
+    }
+
+    /// The entry at key 0, if it is the only one.
+    pub(crate) fn sole(&self) -> Option<&T> {
+        match self {
+            InlineSlab::Empty => None,
+            InlineSlab::One(v) => Some(v),
+            InlineSlab::Many(slab) if slab.len() == 1 => slab.get(0),
+            InlineSlab::Many(_) => None,
+        }
+    }
+
+    /// Removes every entry, returning them in key order.
+    pub(crate) fn drain(&mut self) -> Vec<T> {
+        match std::mem::replace(self, InlineSlab::Empty) {
+            InlineSlab::Empty => Vec::new(),
+            InlineSlab::One(v) => vec![v],
+            InlineSlab::Many(mut slab) => slab.drain(),
+        }
     }
 }
 
@@ -251,6 +284,37 @@ mod tests {
         assert_eq!(all, [(0, 'd'), (1, 'b'), (2, 'C')]);
         assert_eq!(s.drain(), ['d', 'b', 'C']);
         assert!(s.get(0).is_none());
+    }
+
+    /// A table of three-word entries with no spare bit pattern (a task's
+    /// in-flight entry) is four words: one for the tag, none for a second
+    /// `Option` tag or an overflow pointer beside the inline entry.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_inline_slab_of_three_words_is_four_words() {
+        type Entry = (Option<Box<u8>>, Option<Box<u8>>, Option<Box<u8>>);
+        assert_eq!(std::mem::size_of::<InlineSlab<Entry>>(), 32);
+    }
+
+    #[test]
+    fn an_inline_slab_moves_its_first_entry_under_key_0() {
+        let mut s = InlineSlab::new();
+        assert!(s.is_empty() && s.sole().is_none());
+        assert_eq!(s.insert(1), 0);
+        assert_eq!(s.sole(), Some(&1));
+        assert_eq!(s.insert(2), 1);
+        assert_eq!(s.sole(), None, "two entries");
+        assert_eq!(s.remove(1), Some(2));
+        assert_eq!(s.sole(), Some(&1), "key 0 alone again, in the box");
+        assert_eq!(s.remove(0), Some(1));
+        assert!(s.is_empty() && s.sole().is_none());
+        assert_eq!(s.insert(3), 0, "freed keys are reused");
+        assert_eq!(s.insert(4), 1);
+        assert_eq!(s.remove(0), Some(3));
+        assert_eq!(s.sole(), None, "the one entry left is not at key 0");
+        assert_eq!(s.remove(0), None);
+        assert_eq!(s.drain(), [4]);
+        assert!(s.is_empty());
     }
 
     #[test]
