@@ -424,6 +424,13 @@ pub(crate) struct CancelState {
     /// (asyncio's `_must_cancel`); its message is in `books`.
     pending: Cell<bool>,
     inflight: RefCell<InlineSlab<Inflight>>,
+    /// The task's first root token, kept here rather than in the books
+    /// (see [`CancelState::list_root`]): a task cancelled once, the common
+    /// case, allocates no books.
+    first_root: Cell<Option<Token>>,
+    /// `first_root.is_some()`, readable without taking the token out: the
+    /// question every task completion asks.
+    rooted: Cell<bool>,
     /// The task's cancel books (allocated at its first cancellation) and
     /// its [`Extras`]: one box for all that most tasks never need.
     cold: OnceCell<Box<Cold>>,
@@ -500,6 +507,8 @@ impl CancelState {
             count: Cell::new(0),
             pending: Cell::new(false),
             inflight: RefCell::new(InlineSlab::new()),
+            first_root: Cell::new(None),
+            rooted: Cell::new(false),
             cold: OnceCell::new(),
             delivering: Cell::new(false),
             plain: Cell::new(false),
@@ -580,36 +589,121 @@ impl CancelState {
     /// future completed while still being cancelled.
     #[inline]
     pub(crate) fn live_cancellation(&self) -> Option<Option<Arc<str>>> {
+        if !self.rooted.get() && self.cold.get().is_none() {
+            return None;
+        }
+        self.live_cancellation_listed()
+    }
+
+    /// [`CancelState::live_cancellation`] for a task with tokens listed.
+    fn live_cancellation_listed(&self) -> Option<Option<Arc<str>>> {
+        let first =
+            self.with_first_root(|t| t.filter(|t| t.is_live()).map(|t| t.message().cloned()));
+        if first.is_some() {
+            return first;
+        }
         self.books_if_any()?
             .all_tokens
             .first_live()
             .map(|t| t.message().cloned())
     }
 
+    /// Runs `f` on the task's first root token, if it has one.
+    #[inline]
+    fn with_first_root<R>(&self, f: impl FnOnce(Option<&Token>) -> R) -> R {
+        if !self.rooted.get() {
+            return f(None);
+        }
+        let first = self.first_root.take();
+        let r = f(first.as_ref());
+        self.first_root.set(first);
+        r
+    }
+
+    fn set_first_root(&self, token: Token) {
+        self.first_root.set(Some(token));
+        self.rooted.set(true);
+    }
+
+    /// Whether `token` is the task's first root token.
+    fn is_first_root(&self, token: &Token) -> bool {
+        self.with_first_root(|f| f.is_some_and(|f| Arc::ptr_eq(f, token)))
+    }
+
+    /// Whether `token` carries a request on the task's root scope.
+    fn is_root(&self, token: &Token) -> bool {
+        self.is_first_root(token)
+            || self
+                .books_if_any()
+                .is_some_and(|b| b.root_tokens.has(token))
+    }
+
+    /// Lists `token` as carrying a request on the task's root scope. The
+    /// first such token is kept in line, and counts as listed among all the
+    /// task's tokens too (every root token is); the books hold the rest.
+    fn list_root(&self, token: &Token) {
+        let first = self.first_root.take();
+        match &first {
+            None => self.set_first_root(token.clone()),
+            Some(f) => {
+                if !Arc::ptr_eq(f, token) {
+                    self.books().root_tokens.push(token);
+                }
+                self.first_root.set(first);
+            }
+        }
+    }
+
+    /// Lists `token` among every token delivered or raised in the task.
+    fn list_any(&self, token: &Token) {
+        if !self.is_first_root(token) {
+            self.books().all_tokens.push(token);
+        }
+    }
+
+    /// Lists `token` as carrying a request on `scope`.
+    fn list_for(&self, scope: &ScopeRef, token: &Token) {
+        match scope {
+            None => self.list_root(token),
+            Some(node) => node.tokens.push(token),
+        }
+    }
+
     /// Every token of this task that is still live: the cancellations in
     /// flight in it (a task group tells by them whether its body's error
     /// carries one).
     pub(crate) fn live_tokens(&self) -> Vec<Token> {
-        self.books_if_any()
+        let mut live = self
+            .books_if_any()
             .map(|b| b.all_tokens.live())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(first) = self.with_first_root(|t| t.filter(|t| t.is_live()).cloned()) {
+            if !live.iter().any(|t| Arc::ptr_eq(t, &first)) {
+                live.push(first);
+            }
+        }
+        live
     }
 
     /// A fresh token counted against the root scope (a cancelled awaited
     /// task, or a `CancelledError` raised by hand).
     ///
-    /// A message-less token nobody but the spare slot holds any more (no
-    /// error, no task group snapshot: `strong_count == 1`) is reused: it
-    /// is indistinguishable from a fresh one, and it is in the books
-    /// already (the slot's count keeps it from being pruned). A task's
-    /// first root token is not kept as the spare: most tasks that get one
-    /// raise it and end (a cancelled task), and keeping it would cost two
-    /// atomic counts for nothing; a task awaiting cancelled tasks one after
-    /// another reuses its second token onwards.
+    /// A task's first root token is kept in line, without books: most
+    /// tasks that get one raise it and end (a cancelled task). From the
+    /// second on, a message-less token nobody but the spare slot holds any
+    /// more (no error, no task group snapshot: `strong_count == 1`) is
+    /// reused: it is indistinguishable from a fresh one, and it is in the
+    /// books already (the slot's count keeps it from being pruned). A task
+    /// awaiting cancelled tasks one after another makes two tokens, not one
+    /// per error.
     pub(crate) fn root_token(&self, msg: Option<Arc<str>>) -> Token {
-        let first = self.books_if_any().is_none();
+        if self.with_first_root(|f| f.is_none()) {
+            let token = TokenInner::new(msg);
+            self.set_first_root(token.clone());
+            return token;
+        }
         let books = self.books();
-        let reusable = msg.is_none() && !first;
+        let reusable = msg.is_none();
         if reusable {
             let spare = books.spare.take();
             let reused = spare
@@ -640,20 +734,12 @@ impl CancelState {
             if node.expiring.get() {
                 let token = TokenInner::new(msg);
                 node.tokens.push(&token);
-                self.books().all_tokens.push(&token);
+                self.list_any(&token);
                 return token;
             }
             cur = node.parent();
         }
         self.root_token(msg)
-    }
-
-    /// The book of tokens carrying requests aimed at `scope`.
-    fn book<'a>(&'a self, scope: &'a ScopeRef) -> &'a Book {
-        match scope {
-            None => &self.books().root_tokens,
-            Some(node) => &node.tokens,
-        }
     }
 
     fn set_pending(&self, scope: &ScopeRef, msg: Option<Arc<str>>) {
@@ -677,6 +763,9 @@ impl CancelState {
         }
         if self.pending.get() {
             self.take_pending();
+        }
+        if self.rooted.replace(false) {
+            drop(self.first_root.take());
         }
         if let Some(cold) = self.cold.get() {
             cold.books.release();
@@ -740,7 +829,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
             match entry.delivery_mut() {
                 Some(d) => {
                     d.requests.push(req());
-                    state.book(&scope).push(&d.token);
+                    state.list_for(&scope, &d.token);
                     if d.zero && d.forwarded {
                         // asyncio's zero-timeout wait_for waits on a private
                         // future: cancelling the caller stops the wait and
@@ -780,8 +869,8 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
         }
     }
     if let Some(token) = &new_token {
-        state.book(&scope).push(token);
-        state.books().all_tokens.push(token);
+        state.list_for(&scope, token);
+        state.list_any(token);
     }
     state.delivering.set(true);
     to_forward.drain_each(|(key, target)| {
@@ -843,8 +932,8 @@ fn materialize_plain(task: &TaskRef) {
     }
     state.plain.set(false);
     let token = TokenInner::new(None);
-    state.books().root_tokens.push(&token);
-    state.books().all_tokens.push(&token);
+    state.list_root(&token);
+    state.list_any(&token);
     if let Some(entry) = state.inflight.borrow_mut().get_mut(0) {
         entry.set_delivery(Delivery {
             token,
@@ -1345,9 +1434,9 @@ impl Checkpoint {
         let msg = taken.iter().find_map(|r| r.msg.clone());
         let token = TokenInner::new(msg.clone());
         for r in &taken {
-            state.book(&r.scope).push(&token);
+            state.list_for(&r.scope, &token);
         }
-        state.books().all_tokens.push(&token);
+        state.list_any(&token);
         let is_zero = |r: &ReqRef| r.scope.as_ref().is_some_and(|n| n.zero.get());
         let zero = taken.iter().any(is_zero);
         // A zero-timeout wait_for that also takes another pending request
@@ -1438,9 +1527,7 @@ pub(crate) fn scope_converts(task: &TaskRef, node: &Rc<ScopeNode>) -> bool {
         loop {
             let enclosing = match &cur {
                 Some(n) => n.tokens.has(token),
-                None => state
-                    .books_if_any()
-                    .is_some_and(|b| b.root_tokens.has(token)),
+                None => state.is_root(token),
             };
             if enclosing {
                 return false;
@@ -1539,9 +1626,9 @@ impl Drop for StepScope {
 mod tests {
     use super::Cold;
 
-    /// Every cancelled task allocates its `Cold` box (the books), while
-    /// the whole cancel of a million tasks allocates fresh memory: its size
-    /// is page faults. Growing it needs a reason.
+    /// A task cancelled more than once, or with a message, or named,
+    /// allocates its `Cold` box: its size is memory per such task. Growing
+    /// it needs a reason.
     #[test]
     fn the_cold_box_stays_at_96_bytes() {
         assert!(
@@ -1581,6 +1668,31 @@ mod tests {
         });
     }
 
+    /// A task cancelled once keeps its token in line: no books are
+    /// allocated (a million cancelled tasks would allocate a million), and
+    /// the token still counts (the task ends cancelled if it propagates).
+    #[test]
+    fn a_task_cancelled_once_allocates_no_books() {
+        use crate::{create_task, current_task, sleep, CancelledError, Runner};
+        use std::time::Duration;
+        Runner::builder().virtual_time(true).build().run(async {
+            let t = create_task(async {
+                let err = sleep(Duration::from_secs(10)).await.unwrap_err();
+                let me = current_task().unwrap();
+                let state = me.cancel_state();
+                assert!(state.books_if_any().is_none(), "no books");
+                assert_eq!(state.live_cancellation(), Some(None), "live, no message");
+                assert_eq!(state.live_tokens().len(), 1);
+                Err::<(), CancelledError>(err)
+            });
+            sleep(Duration::from_secs(1)).await.unwrap();
+            let task = t.task_ref().clone();
+            task.cancel();
+            assert!(t.await.is_err());
+            assert!(task.cancelled(), "the propagated error ended it cancelled");
+        });
+    }
+
     /// A task that ends keeps no token in its books: a cancelled task's
     /// token is freed as the task ends, not when the task is freed (a
     /// million cancelled tasks would otherwise hold a million dead tokens).
@@ -1597,8 +1709,11 @@ mod tests {
             let task = t.task_ref().clone();
             task.cancel();
             let tokens = |task: &crate::TaskRef| {
-                let books = task.cancel_state().books_if_any().expect("cancelled");
-                books.all_tokens.with(|l| l.len()) + books.root_tokens.with(|l| l.len())
+                let state = task.cancel_state();
+                let books = state.books_if_any().map_or(0, |b| {
+                    b.all_tokens.with(|l| l.len()) + b.root_tokens.with(|l| l.len())
+                });
+                books + state.with_first_root(|f| f.is_some() as usize)
             };
             assert!(t.await.is_err(), "the task was cancelled");
             assert!(task.cancelled());
