@@ -168,9 +168,15 @@ impl Timers {
         let tick = Timers::tick(node.at);
         match self.front_tick {
             Some(ft) if tick == ft => {
-                // The newest sequence: after every equal deadline.
-                let at = self.front.partition_point(|n| n.at <= node.at);
-                self.front.insert(at, node);
+                // The newest sequence: after every equal deadline. Usually
+                // after every deadline (timers armed with one delay, in
+                // order): a push, no search.
+                if self.front.back().is_none_or(|b| b.at <= node.at) {
+                    self.front.push_back(node);
+                } else {
+                    let at = self.front.partition_point(|n| n.at <= node.at);
+                    self.front.insert(at, node);
+                }
             }
             Some(ft) if tick < ft => {
                 // Earlier than the front's bucket: put the front back.
