@@ -89,6 +89,23 @@ impl CancelledError {
         CancelledError { token }
     }
 
+    /// A live error for a new token: the token starts with this one error
+    /// counted, with no atomic operation (nothing else can see it yet).
+    pub(crate) fn fresh(msg: Option<Arc<str>>) -> CancelledError {
+        CancelledError {
+            token: Arc::new(TokenInner {
+                live: AtomicU32::new(1),
+                inert: false,
+                msg,
+            }),
+        }
+    }
+
+    /// The token this error stands for.
+    pub(crate) fn token(&self) -> &Token {
+        &self.token
+    }
+
     /// An error that stands for no cancellation (made outside any task).
     fn inert(msg: Option<Arc<str>>) -> CancelledError {
         CancelledError {
@@ -117,8 +134,8 @@ impl CancelledError {
     }
 
     fn with_message_opt(msg: Option<Arc<str>>) -> CancelledError {
-        match crate::task::current_raised_token(msg.clone()) {
-            Some(token) => CancelledError::from_token(token),
+        match crate::task::current_raised_error(msg.clone()) {
+            Some(err) => err,
             None => CancelledError::inert(msg),
         }
     }

@@ -388,7 +388,7 @@ struct RootBooks {
     pending_msg: Cell<Option<Arc<str>>>,
     /// The last message-less root token made, kept for reuse: a task that
     /// awaits many cancelled tasks one after another (and handles each
-    /// error) needs one token, not one per error. See [`CancelState::root_token`].
+    /// error) needs one token, not one per error. See [`CancelState::root_error`].
     spare: Cell<Option<Token>>,
 }
 
@@ -685,8 +685,8 @@ impl CancelState {
         live
     }
 
-    /// A fresh token counted against the root scope (a cancelled awaited
-    /// task, or a `CancelledError` raised by hand).
+    /// A `CancelledError` for a fresh token counted against the root scope
+    /// (a cancelled awaited task, or a `CancelledError` raised by hand).
     ///
     /// A task's first root token is kept in line, without books: most
     /// tasks that get one raise it and end (a cancelled task). From the
@@ -696,11 +696,11 @@ impl CancelState {
     /// books already (the slot's count keeps it from being pruned). A task
     /// awaiting cancelled tasks one after another makes two tokens, not one
     /// per error.
-    pub(crate) fn root_token(&self, msg: Option<Arc<str>>) -> Token {
-        if self.with_first_root(|f| f.is_none()) {
-            let token = TokenInner::new(msg);
-            self.set_first_root(token.clone());
-            return token;
+    pub(crate) fn root_error(&self, msg: Option<Arc<str>>) -> CancelledError {
+        if !self.rooted.get() {
+            let err = CancelledError::fresh(msg);
+            self.set_first_root(err.token().clone());
+            return err;
         }
         let books = self.books();
         let reusable = msg.is_none();
@@ -713,33 +713,33 @@ impl CancelState {
             books.spare.set(spare);
             if let Some(token) = reused {
                 debug_assert!(!token.is_live());
-                return token;
+                return CancelledError::from_token(token);
             }
         }
-        let token = TokenInner::new(msg);
-        books.root_tokens.push(&token);
-        books.all_tokens.push(&token);
+        let err = CancelledError::fresh(msg);
+        books.root_tokens.push(err.token());
+        books.all_tokens.push(err.token());
         if reusable {
-            books.spare.set(Some(token.clone()));
+            books.spare.set(Some(err.token().clone()));
         }
-        token
+        err
     }
 
-    /// A token for a `CancelledError` raised by hand: it stands for the
-    /// innermost expiring scope's request if there is one (asyncio converts
-    /// any `CancelledError` leaving an expiring timeout), else for the task.
-    pub(crate) fn raised_token(&self, msg: Option<Arc<str>>) -> Token {
+    /// A `CancelledError` raised by hand: it stands for the innermost
+    /// expiring scope's request if there is one (asyncio converts any
+    /// `CancelledError` leaving an expiring timeout), else for the task.
+    pub(crate) fn raised_error(&self, msg: Option<Arc<str>>) -> CancelledError {
         let mut cur = innermost_scope();
         while let Some(node) = cur {
             if node.expiring.get() {
-                let token = TokenInner::new(msg);
-                node.tokens.push(&token);
-                self.list_any(&token);
-                return token;
+                let err = CancelledError::fresh(msg);
+                node.tokens.push(err.token());
+                self.list_any(err.token());
+                return err;
             }
             cur = node.parent();
         }
-        self.root_token(msg)
+        self.root_error(msg)
     }
 
     fn set_pending(&self, scope: &ScopeRef, msg: Option<Arc<str>>) {
@@ -1059,7 +1059,7 @@ impl Checkpoint {
         state.plain.set(false);
         let entry = state.inflight.borrow_mut().remove(key);
         drop(entry);
-        Some(CancelledError::from_token(state.root_token(None)))
+        Some(state.root_error(None))
     }
 
     /// Whether the delivery was forwarded to an awaited task that accepted it.
@@ -1318,7 +1318,7 @@ impl Checkpoint {
         let task = current_task_obj()?;
         let state = task.cancel_state();
         let msg = state.take_pending()?;
-        Some(CancelledError::from_token(state.root_token(msg)))
+        Some(state.root_error(msg))
     }
 
     /// [`Checkpoint::suspend`] for an await that forwards cancellations to a

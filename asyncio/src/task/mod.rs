@@ -16,7 +16,7 @@ use std::future::{Future, IntoFuture};
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::cancel::error::{CancelledError, Token};
+use crate::cancel::error::CancelledError;
 use crate::cancel::scope::{deliver, CancelState};
 use crate::runtime::context;
 use cell::{End, Flag, Header};
@@ -476,12 +476,12 @@ pub fn all_tasks() -> Vec<TaskRef> {
 /// Outside a task, an inert error.
 pub(crate) fn cancelled_here(msg: Option<Arc<str>>) -> CancelledError {
     match current_task_obj() {
-        Some(t) => CancelledError::from_token(t.cancel_state().root_token(msg)),
+        Some(t) => t.cancel_state().root_error(msg),
         None => CancelledError::new(),
     }
 }
 
-/// A token for a `CancelledError` raised by hand in the current task.
-pub(crate) fn current_raised_token(msg: Option<Arc<str>>) -> Option<Token> {
-    current_task_obj().map(|t| t.cancel_state().raised_token(msg))
+/// A `CancelledError` raised by hand in the current task.
+pub(crate) fn current_raised_error(msg: Option<Arc<str>>) -> Option<CancelledError> {
+    current_task_obj().map(|t| t.cancel_state().raised_error(msg))
 }
