@@ -203,3 +203,77 @@ async fn a_cancelled_sleep_returns_at_the_cancel_time() {
     sleep(ms(1)).await.unwrap();
     assert_eq!(clock.elapsed(), secs(1) + ms(1));
 }
+
+/// Polls its inner future under a waker of its own, which counts its wakes
+/// and passes them on to the task's waker: the inner future sees a foreign
+/// waker (as under a hand-written combinator).
+struct UnderForeignWaker<F> {
+    inner: std::pin::Pin<Box<F>>,
+    wakes: std::sync::Arc<ForwardingWaker>,
+}
+
+struct ForwardingWaker {
+    count: std::sync::atomic::AtomicU32,
+    to: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl std::task::Wake for ForwardingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(w) = self.to.lock().unwrap().as_ref() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for UnderForeignWaker<F> {
+    type Output = F::Output;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        *self.wakes.to.lock().unwrap() = Some(cx.waker().clone());
+        let waker = std::task::Waker::from(self.wakes.clone());
+        let mut inner_cx = std::task::Context::from_waker(&waker);
+        self.inner.as_mut().poll(&mut inner_cx)
+    }
+}
+
+// new: a sleep's timer wakes whatever waker the sleep was last polled with:
+// its own task's (recorded by key), a foreign one, or — for a sleep handed
+// from one task to another — the new task's
+#[asyncio::test(virtual_time)]
+async fn a_sleep_wakes_the_waker_it_was_last_polled_with() {
+    use std::future::Future;
+    let clock = Clock::start();
+    let wakes = std::sync::Arc::new(ForwardingWaker {
+        count: std::sync::atomic::AtomicU32::new(0),
+        to: std::sync::Mutex::new(None),
+    });
+    let under = UnderForeignWaker {
+        inner: Box::pin(sleep(ms(10))),
+        wakes: wakes.clone(),
+    };
+    under.await.unwrap();
+    assert_eq!(clock.elapsed(), ms(10));
+    assert_eq!(wakes.count.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Polled once by a task that then gives it up, finished by another.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let first = create_task(async move {
+        let mut s = Box::pin(sleep(ms(10)));
+        std::future::poll_fn(|cx| {
+            assert!(s.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        tx.send(s).unwrap();
+    });
+    first.await.unwrap();
+    let second = create_task(async move { rx.recv().unwrap().await });
+    second.await.unwrap().unwrap();
+    assert_eq!(clock.elapsed(), ms(20));
+}
