@@ -868,3 +868,33 @@ async fn a_cancel_of_a_suspended_task_is_raised_at_its_await() {
     assert!(t.cancel());
     assert!(matches!(t.await, Ok(true)), "the next await raised it");
 }
+
+// new (checked against CPython 3.13): a task that handles one cancellation
+// and propagates the next ends cancelled with the second one's message;
+// the first token is kept in the task's header, the second in its books
+#[asyncio::test(virtual_time)]
+async fn a_handled_cancel_then_a_propagated_one_with_a_message() {
+    let log = log();
+    let l = log.clone();
+    let mut t = create_task(async move {
+        if let Err(e) = sleep(secs(10)).await {
+            push(&l, format!("first {:?}", e.message()));
+            drop(e);
+            current_task().unwrap().uncancel();
+        }
+        if let Err(e) = sleep(secs(10)).await {
+            push(&l, format!("second {:?}", e.message()));
+            return Err(e);
+        }
+        Ok::<_, CancelledError>(())
+    });
+    sleep(secs(1)).await.unwrap();
+    t.cancel();
+    sleep(secs(1)).await.unwrap();
+    t.cancel_with("second");
+    let err = (&mut t).await.unwrap_err();
+    assert_eq!(err.message(), Some("second"));
+    assert!(t.cancelled());
+    assert_eq!(t.cancelling(), 1);
+    assert_eq!(take(&log), ["first None", "second Some(\"second\")"]);
+}
