@@ -317,6 +317,48 @@ mod tests {
         assert!(s.is_empty());
     }
 
+    /// Random inserts and removes against a map of key to value: every
+    /// key stays valid until its removal, `sole` is the key-0 entry when it
+    /// is the only one, and iteration and drain go in key order.
+    #[test]
+    fn an_inline_slab_matches_a_map_under_random_use() {
+        use std::collections::BTreeMap;
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for _round in 0..50 {
+            let mut s = InlineSlab::new();
+            let mut model: BTreeMap<usize, u32> = BTreeMap::new();
+            for step in 0..200u32 {
+                if next(3) == 0 && !model.is_empty() {
+                    let keys: Vec<usize> = model.keys().copied().collect();
+                    let k = keys[next(keys.len() as u64) as usize];
+                    assert_eq!(s.remove(k), model.remove(&k));
+                    assert_eq!(s.remove(k), None, "removed once");
+                } else {
+                    let k = s.insert(step);
+                    assert!(model.insert(k, step).is_none(), "key {k} handed out twice");
+                }
+                assert_eq!(s.is_empty(), model.is_empty());
+                let sole = (model.len() == 1).then(|| model.get(&0)).flatten();
+                assert_eq!(s.sole(), sole);
+                for (k, v) in &model {
+                    assert_eq!(s.get(*k), Some(v));
+                }
+                let seen: Vec<(usize, u32)> = s.iter_mut().map(|(k, v)| (k, *v)).collect();
+                let want: Vec<(usize, u32)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+                assert_eq!(seen, want);
+            }
+            let want: Vec<u32> = model.values().copied().collect();
+            assert_eq!(s.drain(), want);
+            assert!(s.is_empty());
+        }
+    }
+
     #[test]
     fn one_or_many_keeps_order() {
         let mut l = OneOrMany::default();
