@@ -343,13 +343,7 @@ mod tests {
     #[test]
     fn firing_order_matches_a_sorted_reference() {
         let base = Instant::now();
-        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = crate::util::test_rng(0x2545_f491_4f6c_dd1d_u64);
         for _round in 0..20 {
             let mut t = Timers::new();
             let mut reference: Vec<(Duration, u64, TimerKey)> = Vec::new();

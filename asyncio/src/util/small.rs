@@ -323,13 +323,7 @@ mod tests {
     #[test]
     fn an_inline_slab_matches_a_map_under_random_use() {
         use std::collections::BTreeMap;
-        let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = crate::util::test_rng(0x9e37_79b9_7f4a_7c15_u64);
         for _round in 0..50 {
             let mut s = InlineSlab::new();
             let mut model: BTreeMap<usize, u32> = BTreeMap::new();
