@@ -28,10 +28,15 @@ pub(crate) struct TokenInner {
 pub(crate) type Token = Arc<TokenInner>;
 
 impl TokenInner {
+    /// A token no error stands for yet (a delivery's, until it is raised).
     pub(crate) fn new(msg: Option<Arc<str>>) -> Token {
+        TokenInner::make(0, false, msg)
+    }
+
+    fn make(live: u32, inert: bool, msg: Option<Arc<str>>) -> Token {
         Arc::new(TokenInner {
-            live: AtomicU32::new(0),
-            inert: false,
+            live: AtomicU32::new(live),
+            inert,
             msg,
         })
     }
@@ -93,11 +98,7 @@ impl CancelledError {
     /// counted, with no atomic operation (nothing else can see it yet).
     pub(crate) fn fresh(msg: Option<Arc<str>>) -> CancelledError {
         CancelledError {
-            token: Arc::new(TokenInner {
-                live: AtomicU32::new(1),
-                inert: false,
-                msg,
-            }),
+            token: TokenInner::make(1, false, msg),
         }
     }
 
@@ -109,11 +110,7 @@ impl CancelledError {
     /// An error that stands for no cancellation (made outside any task).
     fn inert(msg: Option<Arc<str>>) -> CancelledError {
         CancelledError {
-            token: Arc::new(TokenInner {
-                live: AtomicU32::new(0),
-                inert: true,
-                msg,
-            }),
+            token: TokenInner::make(0, true, msg),
         }
     }
 
