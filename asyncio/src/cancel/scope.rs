@@ -642,15 +642,10 @@ impl CancelState {
     /// first such token is kept in line, and counts as listed among all the
     /// task's tokens too (every root token is); the books hold the rest.
     fn list_root(&self, token: &Token) {
-        let first = self.first_root.take();
-        match &first {
-            None => self.set_first_root(token.clone()),
-            Some(f) => {
-                if !Arc::ptr_eq(f, token) {
-                    self.books().root_tokens.push(token);
-                }
-                self.first_root.set(first);
-            }
+        if !self.rooted.get() {
+            self.set_first_root(token.clone());
+        } else if !self.is_first_root(token) {
+            self.books().root_tokens.push(token);
         }
     }
 
