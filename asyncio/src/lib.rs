@@ -239,6 +239,8 @@ mod streams;
 #[cfg(unix)]
 pub mod subprocess;
 mod sync;
+#[cfg(unix)]
+mod sys;
 mod task;
 mod threads;
 mod time;

@@ -379,15 +379,10 @@ impl Process {
         if self.returncode().is_some() {
             return Ok(());
         }
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: `kill` has no memory-safety preconditions; the child is
-        // not reaped yet (checked above, and only this `Process` reaps it),
-        // so `pid` is still the child's.
-        if unsafe { libc::kill(pid, signum) } != 0 {
-            let e = io::Error::last_os_error();
-            return Err(with_addr(e, "send a signal to", &*self.what));
-        }
-        Ok(())
+        // The child is not reaped yet (checked above, and only this
+        // `Process` reaps it), so its pid is still its own.
+        crate::sys::kill(self.child.id(), signum)
+            .map_err(|e| with_addr(e, "send a signal to", &*self.what))
     }
 
     /// Sends SIGTERM to the child (`proc.terminate()`).
@@ -447,17 +442,10 @@ impl PidFd {
     /// none.
     #[cfg(target_os = "linux")]
     fn open(pid: u32) -> io::Result<Option<IoSource<PidFd>>> {
-        use std::os::fd::FromRawFd;
-        // SAFETY: `pidfd_open` takes a pid and flags and returns a new
-        // descriptor (or -1); it touches no memory of ours.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        if fd < 0 {
-            return Ok(None);
+        match crate::sys::pidfd_open(pid) {
+            Some(fd) => IoSource::new(PidFd(fd)).map(Some),
+            None => Ok(None),
         }
-        // SAFETY: `fd` is a descriptor just returned to us, owned by no one
-        // else.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
-        IoSource::new(PidFd(fd)).map(Some)
     }
 
     #[cfg(not(target_os = "linux"))]

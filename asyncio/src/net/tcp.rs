@@ -19,13 +19,7 @@ const BACKLOG: i32 = 1024;
 /// with 128); calling `listen` again only changes the backlog.
 #[cfg(unix)]
 fn set_backlog(l: &mio::net::TcpListener, backlog: i32) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: `listen` takes a descriptor we own and an integer; it touches
-    // no memory of ours.
-    if unsafe { libc::listen(l.as_raw_fd(), backlog) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    crate::sys::listen(std::os::fd::AsFd::as_fd(l), backlog)
 }
 
 #[cfg(not(unix))]
