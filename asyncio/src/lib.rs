@@ -54,7 +54,7 @@
 //! # The cancellation model
 //!
 //! **Await points are checkpoints.** Every await point of this crate —
-//! [`sleep`], awaiting a [`Task`], [`shield`], [`checkpoint`], a future made
+//! [`sleep`], awaiting a [`Task`], [`shield`], [`fn@checkpoint`], a future made
 //! [`cancellable`] — returns `Err(`[`CancelledError`]`)` when the code
 //! awaiting it is cancelled. Foreign futures are not checkpoints; wrap them
 //! in [`cancellable`] to make them one.
@@ -132,7 +132,7 @@
 //! | `task.get_name()`, `set_name()` | [`TaskRef::name`], [`TaskRef::set_name`] |
 //! | `task.add_done_callback(f)` | [`TaskRef::add_done_callback`] |
 //! | — (cooperative only) | [`TaskRef::abort`] drops the future at once |
-//! | `asyncio.sleep(d)`, `sleep(0)` | [`sleep`]`(d)`, [`sleep`]`(Duration::ZERO)` / [`checkpoint`] |
+//! | `asyncio.sleep(d)`, `sleep(0)` | [`sleep`]`(d)`, [`sleep`]`(Duration::ZERO)` / [`fn@checkpoint`] |
 //! | `asyncio.wait_for(aw, t)` | [`wait_for`]`(fut, t)` → `Result<F::Output, TimeoutError>` |
 //! | `async with asyncio.timeout(d) as cm:` | [`timeout`]`(d, fut)`, [`Timeout::handle`] → [`TimeoutHandle`] |
 //! | `asyncio.timeout_at(when)` | [`timeout_at`] |

@@ -4,8 +4,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::checkpoint::Checkpoint;
 use super::error::CancelledError;
-use super::scope::Checkpoint;
 use crate::task::{join::outcome_to_result, join::shared_outcome, Task, TaskRef};
 
 /// What [`shield`] can protect: a task through its typed handle (the

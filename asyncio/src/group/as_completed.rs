@@ -20,8 +20,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::AsTask;
+use crate::cancel::checkpoint::Checkpoint;
 use crate::cancel::error::CancelledError;
-use crate::cancel::scope::Checkpoint;
 use crate::runtime::TimerHandle;
 use crate::time::TimeoutError;
 

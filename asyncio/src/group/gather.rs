@@ -55,8 +55,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::{Child, IntoChild, Outcome};
+use crate::cancel::checkpoint::Checkpoint;
+use crate::cancel::delivery::CancelTarget;
 use crate::cancel::error::{CancelRecord, CancelledError};
-use crate::cancel::scope::{CancelTarget, Checkpoint};
 use crate::task::cancelled_here;
 use crate::task::TaskRef;
 

@@ -76,8 +76,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::panic_str;
+use crate::cancel::checkpoint::Checkpoint;
+use crate::cancel::delivery::deliver;
 use crate::cancel::error::{CancelledError, Token};
-use crate::cancel::scope::{deliver, Checkpoint, ScopeGuard, ScopeNode};
+use crate::cancel::scope::{ScopeGuard, ScopeNode};
 use crate::task::cancelled_here;
 use crate::task::{current_task, Task, TaskRef};
 use crate::time::InvalidStateError;

@@ -12,8 +12,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::cancel::checkpoint::Checkpoint;
 use crate::cancel::error::CancelledError;
-use crate::cancel::scope::Checkpoint;
 use crate::runtime::{context, BusyGuard};
 
 /// A checkpoint's registration and, for I/O, the loop's busy count while it

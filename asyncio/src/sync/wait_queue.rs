@@ -38,8 +38,8 @@
 
 use std::task::{Context, Poll};
 
+use crate::cancel::checkpoint::Checkpoint;
 use crate::cancel::error::CancelledError;
-use crate::cancel::scope::Checkpoint;
 use crate::util::slab::Slab;
 
 const NIL: usize = usize::MAX;

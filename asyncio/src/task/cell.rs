@@ -22,7 +22,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::raw::{RawTask, StageRef};
 use super::{Outcome, TaskRef};
-use crate::cancel::scope::CancelState;
+use crate::cancel::state::CancelState;
 use crate::runtime::{Loop, TaskKey};
 use crate::util::small::{cloned, OneOrMany};
 

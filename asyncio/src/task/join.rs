@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::{cancelled_here, current_task_obj, Outcome, Task, TaskRef};
+use crate::cancel::checkpoint::Checkpoint;
 use crate::cancel::error::CancelledError;
-use crate::cancel::scope::Checkpoint;
 
 enum Handle<'a, T> {
     Owned(Task<T>),

@@ -16,8 +16,9 @@ use std::future::{Future, IntoFuture};
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::cancel::delivery::deliver;
 use crate::cancel::error::CancelledError;
-use crate::cancel::scope::{deliver, CancelState};
+use crate::cancel::state::CancelState;
 use crate::runtime::context;
 use cell::{End, Flag, Header};
 pub use join::{Flatten, FlattenFuture, Join, Wait, WaitFuture};
@@ -133,7 +134,7 @@ impl TaskRef {
     pub fn uncancel(&self) -> u32 {
         let n = self.cancel_state().uncancel();
         if n == 0 {
-            crate::cancel::scope::withdraw_soft(self);
+            crate::cancel::delivery::withdraw_soft(self);
         }
         n
     }

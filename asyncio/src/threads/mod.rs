@@ -14,8 +14,8 @@ use std::task::{Context, Poll, Waker};
 
 pub use handle::{ConcurrentFuture, LoopClosed, LoopHandle};
 
+use crate::cancel::checkpoint::Checkpoint;
 use crate::cancel::error::CancelledError;
-use crate::cancel::scope::Checkpoint;
 use crate::runtime::{context, BusyGuard, EventLoop, Loop};
 
 /// Runs `f` on one of the loop's worker threads and waits for its result

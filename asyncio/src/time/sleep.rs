@@ -6,8 +6,8 @@ use std::rc::Weak;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::cancel::checkpoint::Checkpoint;
 use crate::cancel::error::CancelledError;
-use crate::cancel::scope::Checkpoint;
 use crate::runtime::context;
 use crate::runtime::timers::{TimerAction, TimerKey};
 use crate::runtime::Loop;
@@ -65,7 +65,7 @@ enum State {
 }
 
 /// The future returned by [`sleep`], [`sleep_until`] and
-/// [`checkpoint`](crate::checkpoint).
+/// [`checkpoint`](fn@crate::checkpoint).
 pub struct Sleep {
     state: State,
     cp: Checkpoint,

@@ -8,7 +8,7 @@
 //!
 //! On expiry the scope counts one cancel request on its task and delivers
 //! it to the await points suspended *inside the scope* only
-//! ([`deliver`](crate::cancel::scope::deliver)). When the inner future
+//! ([`deliver`](crate::cancel::delivery::deliver)). When the inner future
 //! completes, the request is taken back (`uncancel`), and the scope reports
 //! [`TimeoutError`] if a token carrying its own request is still live and
 //! no enclosing request (an outer `cancel()`, an outer timeout) rides on
@@ -24,7 +24,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::error::{InvalidStateError, TimeoutError};
-use crate::cancel::scope::{deliver, scope_converts, ScopeGuard, ScopeNode};
+use crate::cancel::delivery::deliver;
+use crate::cancel::scope::{scope_converts, ScopeGuard, ScopeNode};
 use crate::runtime::timers::{Fire, TimerAction, TimerKey};
 use crate::runtime::{context, Callback, Loop};
 use crate::task::{current_task_obj, TaskRef};
