@@ -1,6 +1,6 @@
 //! Running many tasks together: [`gather`](fn@crate::gather),
 //! [`wait`](crate::wait), [`as_completed`](crate::as_completed) and
-//! [`TaskGroup`](crate::TaskGroup).
+//! [`TaskGroup`].
 //!
 //! All four are built on the public task API — `add_done_callback`,
 //! `cancel`, `done()` — plus the crate's checkpoints, so that each await
@@ -31,11 +31,11 @@
 //!
 //! - a **panic** in a child is its exception: `gather` re-raises it in the
 //!   awaiter, `wait(.., FirstException)` stops at it, a `TaskGroup` reports
-//!   it in its [`TaskGroupError`](crate::TaskGroupError);
+//!   it in its [`TaskGroupError`];
 //! - a child that **ends cancelled** raises `CancelledError`, as in asyncio;
 //! - an **`Err` output** is a failure only where the API asks for
 //!   `Result` outputs: [`try_gather`](fn@crate::try_gather) and
-//!   [`TaskGroup`](crate::TaskGroup) children. Elsewhere an `Err` is a value
+//!   [`TaskGroup`] children. Elsewhere an `Err` is a value
 //!   like any other (it completes the task for `wait`, it is collected by
 //!   `gather`).
 

@@ -105,7 +105,7 @@ impl TaskRef {
     ///
     /// Returns `false` if the task is already done. Otherwise the request
     /// is counted and delivered once: every await point of the task that is
-    /// suspended right now returns [`CancelledError`](crate::CancelledError);
+    /// suspended right now returns [`CancelledError`];
     /// if none is, the next one the task reaches does. A task cancelled
     /// before its first step never runs its body.
     pub fn cancel(&self) -> bool {

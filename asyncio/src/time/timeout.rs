@@ -8,7 +8,7 @@
 //!
 //! On expiry the scope counts one cancel request on its task and delivers
 //! it to the await points suspended *inside the scope* only
-//! ([`deliver`](crate::cancel::delivery::deliver)). When the inner future
+//! ([`deliver`]). When the inner future
 //! completes, the request is taken back (`uncancel`), and the scope reports
 //! [`TimeoutError`] if a token carrying its own request is still live and
 //! no enclosing request (an outer `cancel()`, an outer timeout) rides on
