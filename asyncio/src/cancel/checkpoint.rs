@@ -12,7 +12,7 @@ use super::delivery::{
 };
 use super::error::{CancelledError, TokenInner};
 use super::scope::{in_root_scope, innermost_scope, ScopeRef};
-use crate::task::{current_task_obj, TaskRef};
+use crate::task::{current_task_obj, with_current_task, TaskRef};
 
 /// A borrowed `Forward`, so that re-polling an await does not clone it.
 pub(super) enum ForwardRef<'a> {
@@ -336,14 +336,14 @@ impl Checkpoint {
     /// in-flight entry per yield. Anywhere else this is
     /// [`Checkpoint::suspend`].
     pub(crate) fn suspend_yield(&mut self, cx: &Context<'_>) -> Suspended {
-        let task = polling_task();
         if self.reg.is_none() {
-            let state = task.cancel_state();
-            if in_root_scope() && !state.root_pending() {
+            let quiet =
+                with_current_task(|task| in_root_scope() && !task.cancel_state().root_pending());
+            if quiet == Some(true) {
                 return Suspended::Waiting;
             }
         }
-        self.suspend_in_scope(task, cx, None)
+        self.suspend_in_scope(polling_task(), cx, None)
     }
 
     /// The poll after [`Checkpoint::suspend_yield`]: the cancellation that
@@ -353,10 +353,12 @@ impl Checkpoint {
         if self.reg.is_some() {
             return None;
         }
-        let task = current_task_obj()?;
-        let state = task.cancel_state();
-        let msg = state.take_pending()?;
-        Some(state.root_error(msg))
+        with_current_task(|task| {
+            let state = task.cancel_state();
+            let msg = state.take_pending()?;
+            Some(state.root_error(msg))
+        })
+        .flatten()
     }
 
     /// [`Checkpoint::suspend`] for an await that forwards cancellations to a

@@ -466,6 +466,14 @@ pub(crate) fn current_task_obj() -> Option<TaskRef> {
     context::with_loop(|lp| lp.current_task()).flatten()
 }
 
+/// Runs `f` with the task running right now, lent rather than counted
+/// (`None` outside a task): for questions an await point asks on every
+/// suspension.
+#[inline]
+pub(crate) fn with_current_task<R>(f: impl FnOnce(&TaskRef) -> R) -> Option<R> {
+    context::with_loop(|lp| lp.current.with(f)).flatten()
+}
+
 /// Every task of the running loop that is not done, in creation order
 /// (empty with no running loop).
 pub fn all_tasks() -> Vec<TaskRef> {

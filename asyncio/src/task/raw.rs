@@ -445,6 +445,21 @@ impl CurrentTask {
         head.shared.add_local();
         Some(RawTask { ptr })
     }
+
+    /// Runs `f` with the current task, lent: no count is taken or given
+    /// back (await points ask this on every suspension and resumption).
+    /// `f` may clone the handle to keep it.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&TaskRef) -> R) -> Option<R> {
+        let ptr = self.0.get()?;
+        // No `unsafe` needed to build it, but the handle holds no count of
+        // its own: it is valid because, as in `get`, a guard borrowing a
+        // counted local handle lives in a frame enclosing this call (the
+        // task's step); `ManuallyDrop` keeps it from giving back a count it
+        // never took, and `f` sees it only by reference, for the call.
+        let task = ManuallyDrop::new(TaskRef(RawTask { ptr }));
+        Some(f(&task))
+    }
 }
 
 /// Restores the previous current task when a step ends (or unwinds).
