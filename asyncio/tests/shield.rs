@@ -210,3 +210,65 @@ async fn shield_awaiter_resumes_one_turn_after_a_direct_awaiter() {
         ["X got 1", "Y got 2"]
     );
 }
+
+// test_tasks: test_shield_gather (a shield around a gather: cancelling the
+// shield's awaiter leaves the gather and its children running to the end)
+#[asyncio::test(virtual_time)]
+async fn a_shielded_gather_runs_on_when_its_awaiter_is_cancelled() {
+    let child = |s: u64, v: u32| {
+        create_task(async move {
+            sleep(secs(s)).await?;
+            Ok::<_, CancelledError>(v)
+        })
+    };
+    let (c1, c2) = (child(1, 1), child(2, 2));
+    let (r1, r2) = (c1.task_ref(), c2.task_ref());
+    let mut parent = create_task(async move { asyncio::gather([c1, c2]).await });
+    let pr = parent.task_ref();
+    let mut outer = create_task(async move { shield(&pr).await });
+    checkpoint().await.unwrap();
+    outer.cancel();
+    assert!((&mut outer).await.is_err());
+    assert!(outer.cancelled());
+    assert!(!parent.done() && !r1.cancelled() && !r2.cancelled());
+    let values: Vec<u32> = (&mut parent)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(values, [1, 2]);
+}
+
+// test_tasks: test_gather_shield (a gather of shields: cancelling it cancels
+// the shields, not the tasks behind them)
+#[asyncio::test(virtual_time)]
+async fn cancelling_a_gather_of_shields_spares_the_shielded_tasks() {
+    let child = |s: u64, v: u32| {
+        create_task(async move {
+            sleep(secs(s)).await?;
+            Ok::<_, CancelledError>(v)
+        })
+    };
+    let (mut c1, mut c2) = (child(1, 1), child(2, 2));
+    let (r1, r2) = (c1.task_ref(), c2.task_ref());
+    let mut parent = create_task(async move {
+        asyncio::gather!(async move { shield(&r1).await }, async move {
+            shield(&r2).await
+        })
+        .await
+    });
+    checkpoint().await.unwrap();
+    checkpoint().await.unwrap();
+    parent.cancel();
+    assert!(
+        (&mut parent).await.is_err(),
+        "the gather raised CancelledError"
+    );
+    assert!(parent.cancelled());
+    assert!(!c1.done() && !c2.done());
+    assert_eq!((&mut c1).await.unwrap().unwrap(), 1);
+    assert_eq!((&mut c2).await.unwrap().unwrap(), 2);
+    assert!(!c1.cancelled() && !c2.cancelled());
+}

@@ -353,3 +353,150 @@ async fn a_cancelled_wait_is_a_cancellation_error() {
     let e = BarrierWaitError::from(asyncio::BrokenBarrierError);
     assert!(e.is_broken() && !e.is_cancelled());
 }
+
+// test_locks BarrierTests: test_reset_barrier_when_tasks_half_draining (a
+// reset while the released tasks drain out: those not yet resumed leave
+// with BrokenBarrierError, and the barrier is usable again)
+#[asyncio::test(virtual_time)]
+async fn a_reset_during_draining_breaks_the_tasks_not_yet_out() {
+    let barrier = leak(Barrier::new(N));
+    let rest_of_tasks = N / 2;
+    let out = leak(Cell::new(0));
+    let broken = leak(Cell::new(0));
+    let res = gather(N, || async move {
+        match barrier.wait().await {
+            Err(BarrierWaitError::Broken(_)) => broken.set(broken.get() + 1),
+            Err(e) => return Err(e),
+            Ok(_) => {
+                out.set(out.get() + 1);
+                // asyncio compares `barrier._count`: the tasks still inside.
+                if N - out.get() == rest_of_tasks {
+                    barrier.reset().await?;
+                }
+            }
+        }
+        Ok::<_, BarrierWaitError>(())
+    })
+    .await;
+    assert!(res.into_iter().all(|r| r.is_ok()));
+    assert_eq!(broken.get(), rest_of_tasks);
+    assert_eq!(barrier.n_waiting(), 0);
+    assert!(!state(barrier).contains("Resetting"));
+    assert!(!barrier.broken());
+}
+
+// test_locks BarrierTests: test_reset_barrier_when_tasks_half_draining_half_blocking
+// (the reset breaks the tasks still draining; the tasks already waiting
+// again at the entry are not broken, and everyone passes a second time)
+#[asyncio::test(virtual_time)]
+async fn a_reset_breaks_draining_tasks_but_not_those_blocked_at_the_entry() {
+    let barrier = leak(Barrier::new(N));
+    let blocking_tasks = N / 2;
+    let count = leak(Cell::new(0));
+    let results1 = leak(Cell::new(0));
+    let results2 = leak(Cell::new(0));
+    let res = gather(N, || async move {
+        match barrier.wait().await {
+            Err(BarrierWaitError::Broken(_)) => {
+                results1.set(results1.get() + 1);
+                barrier.wait().await?;
+            }
+            Err(e) => return Err(e),
+            Ok(_) => {
+                count.set(count.get() + 1);
+                if count.get() > blocking_tasks {
+                    barrier.reset().await?;
+                    barrier.wait().await?;
+                } else if let Err(e) = barrier.wait().await {
+                    if !e.is_broken() {
+                        return Err(e);
+                    }
+                    results2.set(results2.get() + 1);
+                }
+            }
+        }
+        Ok::<_, BarrierWaitError>(())
+    })
+    .await;
+    assert!(res.into_iter().all(|r| r.is_ok()));
+    assert_eq!(results1.get(), blocking_tasks);
+    assert_eq!(results2.get(), 0);
+    assert_eq!(barrier.n_waiting(), 0);
+    assert!(!state(barrier).contains("Resetting"));
+    assert!(!barrier.broken());
+}
+
+// test_locks BarrierTests: test_reset_barrier_while_tasks_draining (the last
+// task out resets the barrier: nobody is broken, and all pass it twice more)
+#[asyncio::test(virtual_time)]
+async fn a_reset_by_the_last_task_out_breaks_nobody() {
+    let barrier = leak(Barrier::new(N));
+    let count = leak(Cell::new(0));
+    let results1 = leak(Cell::new(0));
+    let results2 = leak(Cell::new(0));
+    let results3 = leak(Cell::new(0));
+    let res = gather(N, || async move {
+        barrier.wait().await?;
+        count.set(count.get() + 1);
+        if count.get() == N {
+            barrier.reset().await?;
+            barrier.wait().await?;
+        } else {
+            match barrier.wait().await {
+                Ok(_) => results1.set(results1.get() + 1),
+                Err(BarrierWaitError::Broken(_)) => results2.set(results2.get() + 1),
+                Err(e) => return Err(e),
+            }
+        }
+        barrier.wait().await?;
+        results3.set(results3.get() + 1);
+        Ok::<_, BarrierWaitError>(())
+    })
+    .await;
+    assert!(res.into_iter().all(|r| r.is_ok()));
+    assert!(!barrier.broken());
+    assert_eq!(results1.get(), N - 1);
+    assert_eq!(results2.get(), 0);
+    assert_eq!(results3.get(), N);
+    assert_eq!(barrier.n_waiting(), 0);
+}
+
+// test_locks BarrierTests: test_abort_barrier_when_exception_then_resetting
+// (one task fails inside the barrier and aborts it; after a second barrier
+// synchronises everyone, one reset makes the first barrier usable again)
+#[asyncio::test(virtual_time)]
+async fn an_aborted_barrier_is_usable_again_after_a_reset() {
+    let barrier1 = leak(Barrier::new(N));
+    let barrier2 = leak(Barrier::new(N));
+    let results1 = leak(Cell::new(0));
+    let results2 = leak(Cell::new(0));
+    let results3 = leak(Cell::new(0));
+    let res = gather(N, || async move {
+        match barrier1.wait().await {
+            // "raise RuntimeError" inside the barrier: abort it.
+            Ok(i) if i == N / 2 => barrier1.abort().await?,
+            Ok(_) => match barrier1.wait().await {
+                Ok(_) => results1.set(results1.get() + 1),
+                Err(BarrierWaitError::Broken(_)) => results2.set(results2.get() + 1),
+                Err(e) => return Err(e),
+            },
+            Err(BarrierWaitError::Broken(_)) => results2.set(results2.get() + 1),
+            Err(e) => return Err(e),
+        }
+        // Everyone has left barrier1 before the reset, and no one enters it
+        // again before the reset.
+        if barrier2.wait().await? == N / 2 {
+            barrier1.reset().await?;
+        }
+        barrier2.wait().await?;
+        barrier1.wait().await?;
+        results3.set(results3.get() + 1);
+        Ok::<_, BarrierWaitError>(())
+    })
+    .await;
+    assert!(res.into_iter().all(|r| r.is_ok()));
+    assert!(!barrier1.broken());
+    assert_eq!(results1.get(), 0);
+    assert_eq!(results2.get(), N - 1);
+    assert_eq!(results3.get(), N);
+}

@@ -6,6 +6,7 @@
 mod common;
 
 use std::cell::Cell;
+use std::future::Future;
 use std::rc::Rc;
 
 use asyncio::{
@@ -591,4 +592,475 @@ async fn dropping_the_group_cancels_its_children() {
     assert!(c.cancelling() == 1);
     c.wait().await.unwrap_err();
     assert_eq!(take(&log), ["c cancelled"]);
+}
+
+/// Sleeps `s` seconds and fails with `name`; logs "NAME cancelled" or
+/// "NAME fails" on the way out.
+async fn crash_after(log: Log, s: u64, name: &'static str) -> R<()> {
+    if let Err(e) = sleep(secs(s)).await {
+        push(&log, format!("{name} cancelled"));
+        return Err(e.into());
+    }
+    push(&log, format!("{name} fails"));
+    Err(Error::Failed(name))
+}
+
+/// Logs whether the parent's next await is interrupted, and propagates
+/// the cancellation if it is.
+async fn next_await(log: &Log) -> R<()> {
+    match sleep(secs(1)).await {
+        Ok(()) => {
+            push(log, "next await ran");
+            Ok(())
+        }
+        Err(e) => {
+            push(log, "next await cancelled");
+            Err(e.into())
+        }
+    }
+}
+
+// test_taskgroups: test_taskgroup_08 (the parent is cancelled from outside
+// and every child fails in its cleanup: the failures win over the
+// cancellation, which is delivered again at the parent's next await)
+#[asyncio::test(virtual_time)]
+async fn children_failing_in_their_cleanup_outweigh_an_outside_cancel() {
+    let log = log();
+    let l = log.clone();
+    let mut parent = create_task(async move {
+        let r = TaskGroup::run(|tg| async move {
+            for name in ["a", "b", "c"] {
+                tg.create_task(async move {
+                    let _ = sleep(secs(10)).await; // cancelled: fail in cleanup
+                    Err::<(), _>(Error::Failed(name))
+                })
+                .unwrap();
+            }
+            sleep(secs(10)).await?;
+            Ok::<_, Error>(())
+        })
+        .await;
+        let mut failures = names(&r.unwrap_err());
+        failures.sort();
+        push(&l, failures.join(" "));
+        push(
+            &l,
+            format!("cancelling {}", current_task().unwrap().cancelling()),
+        );
+        next_await(&l).await
+    });
+    sleep(ms(100)).await.unwrap();
+    assert!(!parent.done());
+    parent.cancel();
+    assert!((&mut parent).await.is_err());
+    assert!(parent.cancelled());
+    assert_eq!(
+        take(&log),
+        [
+            "error:a error:b error:c",
+            "cancelling 1",
+            "next await cancelled"
+        ]
+    );
+}
+
+// test_taskgroups: test_taskgroup_10 (the body fails before its first await:
+// the children are cancelled before they take a step)
+#[asyncio::test(virtual_time)]
+async fn a_body_failing_at_once_cancels_children_that_never_started() {
+    let log = log();
+    let l = log.clone();
+    let kept = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let k = kept.clone();
+    let r = TaskGroup::run(|tg| async move {
+        for s in [1, 2] {
+            let l = l.clone();
+            let t = tg
+                .create_task(async move {
+                    push(&l, "child started");
+                    sleep(secs(s)).await?;
+                    Ok::<_, Error>(s)
+                })
+                .unwrap();
+            k.borrow_mut().push(t.task_ref());
+        }
+        Err::<(), _>(Error::Failed("ZeroDivisionError"))
+    })
+    .await;
+    assert_eq!(names(&r.unwrap_err()), ["error:ZeroDivisionError"]);
+    assert!(kept.borrow().iter().all(|t| t.done() && t.cancelled()));
+    assert!(take(&log).is_empty(), "no child ran a line");
+    assert_eq!(current_task().unwrap().cancelling(), 0);
+}
+
+// test_taskgroups: test_taskgroup_13 (an outer child fails while the body
+// waits in a nested group: the nested group is cancelled, its child with
+// it, and only the outer failure is reported)
+#[asyncio::test(virtual_time)]
+async fn an_outer_failure_cancels_a_nested_group() {
+    let log = log();
+    let l = log.clone();
+    let mut runner = create_task(async move {
+        TaskGroup::run(|outer| async move {
+            outer
+                .create_task(crash_after(l.clone(), 1, "outer"))
+                .unwrap();
+            let l2 = l.clone();
+            let r = TaskGroup::run(|inner| async move {
+                inner.create_task(crash_after(l2, 10, "inner")).unwrap();
+                Ok::<_, Error>(())
+            })
+            .await;
+            push(
+                &l,
+                format!(
+                    "nested group cancelled={} cancelling={}",
+                    r.as_ref().is_err_and(TaskGroupError::is_cancelled),
+                    current_task().unwrap().cancelling()
+                ),
+            );
+            r.map_err(|e| match e {
+                TaskGroupError::Cancelled(e) => e,
+                TaskGroupError::Failed(_) => Error::Group(names(&e)),
+            })?;
+            Ok::<_, Error>(())
+        })
+        .await
+    });
+    let r = (&mut runner).await.unwrap();
+    assert_eq!(names(&r.unwrap_err()), ["error:outer"]);
+    assert_eq!(
+        take(&log),
+        [
+            "outer fails",
+            "inner cancelled",
+            "nested group cancelled=true cancelling=1"
+        ]
+    );
+    assert_eq!(runner.cancelling(), 0);
+}
+
+// test_taskgroups: test_taskgroup_15 (the parent cancelled from outside; the
+// body's cleanup awaits, and a child fails meanwhile: the group interrupts
+// the cleanup and reports the failure instead of the cancellation)
+#[asyncio::test(virtual_time)]
+async fn a_child_failure_during_the_bodys_cleanup_wins_over_the_cancel() {
+    let log = log();
+    let l = log.clone();
+    let clock = Clock::start();
+    let mut parent = create_task(async move {
+        let l2 = l.clone();
+        let r = TaskGroup::run(|tg| async move {
+            tg.create_task(async {
+                sleep(ms(300)).await?;
+                Err::<(), _>(Error::Failed("ZeroDivisionError"))
+            })
+            .unwrap();
+            if let Err(outside) = sleep(secs(10)).await {
+                push(&l2, "body cancelled");
+                match sleep(ms(500)).await {
+                    Ok(()) => push(&l2, "cleanup done"),
+                    Err(_) => push(&l2, "cleanup interrupted"),
+                }
+                return Err(outside.into());
+            }
+            Ok::<_, Error>(())
+        })
+        .await;
+        push(
+            &l,
+            format!(
+                "group: {:?} cancelling={}",
+                names(&r.unwrap_err()),
+                current_task().unwrap().cancelling()
+            ),
+        );
+        next_await(&l).await
+    });
+    sleep(ms(100)).await.unwrap();
+    assert!(!parent.done());
+    parent.cancel();
+    assert!((&mut parent).await.is_err());
+    assert_eq!(
+        take(&log),
+        [
+            "body cancelled",
+            "cleanup interrupted",
+            r#"group: ["error:ZeroDivisionError"] cancelling=1"#,
+            "next await cancelled"
+        ]
+    );
+    assert_eq!(clock.elapsed(), ms(300));
+}
+
+// test_taskgroups: test_taskgroup_18 (the body turns the outside
+// cancellation into an error of its own: the group reports that error)
+#[asyncio::test(virtual_time)]
+async fn a_body_replacing_the_outside_cancel_with_an_error_fails_the_group() {
+    let log = log();
+    let l = log.clone();
+    let mut parent = create_task(async move {
+        let l2 = l.clone();
+        let r = TaskGroup::run(|_tg| async move {
+            if sleep(secs(10)).await.is_err() {
+                push(&l2, "caught");
+                return Err(Error::Failed("MyExc"));
+            }
+            Ok::<_, Error>(())
+        })
+        .await;
+        push(
+            &l,
+            format!(
+                "group: {:?} cancelling={}",
+                names(&r.unwrap_err()),
+                current_task().unwrap().cancelling()
+            ),
+        );
+        next_await(&l).await
+    });
+    sleep(ms(100)).await.unwrap();
+    assert!(!parent.done());
+    parent.cancel();
+    assert!((&mut parent).await.is_err());
+    assert_eq!(
+        take(&log),
+        [
+            "caught",
+            r#"group: ["error:MyExc"] cancelling=1"#,
+            "next await cancelled"
+        ]
+    );
+}
+
+/// test_taskgroup_25's hydra: counts itself, sleeps 10 ms, then starts two
+/// more hydras in the group.
+fn hydra(
+    tg: TaskGroup<Error>,
+    heads: Rc<Cell<u32>>,
+) -> std::pin::Pin<Box<dyn Future<Output = R<()>>>> {
+    Box::pin(async move {
+        heads.set(heads.get() + 1);
+        sleep(ms(10)).await?;
+        for _ in 0..2 {
+            // asyncio's create_task raises RuntimeError on a closing group.
+            tg.create_task(hydra(tg.clone(), heads.clone()))
+                .map_err(|_| Error::Failed("RuntimeError"))?;
+        }
+        Ok(())
+    })
+}
+
+// test_taskgroups: test_taskgroup_25 (children keep adding children until a
+// sibling fails: the failure stops the whole growing group)
+#[asyncio::test(virtual_time)]
+async fn a_failure_stops_children_that_keep_adding_children() {
+    let heads = Rc::new(Cell::new(0));
+    let h = heads.clone();
+    let r = TaskGroup::run(|tg| async move {
+        tg.create_task(hydra(tg.clone(), h.clone())).unwrap();
+        tg.create_task(async move {
+            while h.get() < 10 {
+                sleep(ms(15)).await?;
+            }
+            Err::<(), _>(Error::Failed("ZeroDivisionError"))
+        })
+        .unwrap();
+        Ok::<_, Error>(())
+    })
+    .await;
+    assert_eq!(names(&r.unwrap_err()), ["error:ZeroDivisionError"]);
+    assert!(heads.get() >= 10, "{}", heads.get());
+    assert_eq!(current_task().unwrap().cancelling(), 0);
+}
+
+// test_taskgroups: test_nested_groups_both_cancelled (children of a nested
+// group and of the outer group fail on the same turn: each group reports
+// its own failure, and the cancelling() level is 1 between the two exits
+// and 0 after the outer one)
+#[asyncio::test(virtual_time)]
+async fn nested_groups_failing_together_keep_the_cancelling_level() {
+    let log = log();
+    let l = log.clone();
+    let r = TaskGroup::run(|outer| async move {
+        let inner_r = TaskGroup::run(|inner| async move {
+            inner
+                .create_task(async {
+                    sleep(secs(0)).await?;
+                    Err::<(), _>(Error::Failed("RuntimeError"))
+                })
+                .unwrap();
+            outer
+                .create_task(async {
+                    sleep(secs(0)).await?;
+                    Err::<(), _>(Error::Failed("ValueError"))
+                })
+                .unwrap();
+            Ok::<_, Error>(())
+        })
+        .await;
+        push(&l, format!("inner: {:?}", names(&inner_r.unwrap_err())));
+        push(
+            &l,
+            format!("cancelling {}", current_task().unwrap().cancelling()),
+        );
+        // Checked on CPython 3.13: the outer group's request, consumed by
+        // the nested group's exit, is delivered again at the next await.
+        next_await(&l).await?;
+        Ok::<_, Error>(())
+    })
+    .await;
+    assert_eq!(names(&r.unwrap_err()), ["error:ValueError"]);
+    assert_eq!(
+        take(&log),
+        [
+            r#"inner: ["error:RuntimeError"]"#,
+            "cancelling 1",
+            "next await cancelled"
+        ]
+    );
+    assert_eq!(current_task().unwrap().cancelling(), 0);
+}
+
+// test_taskgroups: test_error_and_cancel (an outside cancel arrives in the
+// turn a child fails: the group reports the failure, the request stays
+// counted and interrupts the parent's next await)
+#[asyncio::test(virtual_time)]
+async fn an_outside_cancel_in_the_turn_of_a_child_failure() {
+    let log = log();
+    let event = Rc::new(asyncio::Event::new());
+    let (l, ev) = (log.clone(), event.clone());
+    let mut t = create_task(async move {
+        let l2 = l.clone();
+        let r = TaskGroup::run(|tg| async move {
+            let l3 = l2.clone();
+            tg.create_task(async move {
+                ev.set();
+                sleep(secs(0)).await?;
+                push(&l3, "child fails");
+                Err::<(), _>(Error::Failed("RuntimeError"))
+            })
+            .unwrap();
+            if let Err(e) = sleep(secs(1)).await {
+                push(&l2, "body cancelled");
+                return Err::<(), _>(Error::from(e));
+            }
+            panic!("the sleep in the group should have been cancelled");
+        })
+        .await;
+        push(
+            &l,
+            format!(
+                "group: {:?} cancelling={}",
+                names(&r.unwrap_err()),
+                current_task().unwrap().cancelling()
+            ),
+        );
+        next_await(&l).await
+    });
+    event.wait().await.unwrap();
+    assert_eq!(t.cancelling(), 0);
+    t.cancel();
+    assert_eq!(t.cancelling(), 1);
+    assert!((&mut t).await.is_err());
+    assert!(t.cancelled());
+    assert_eq!(
+        take(&log),
+        [
+            "child fails",
+            "body cancelled",
+            r#"group: ["error:RuntimeError"] cancelling=1"#,
+            "next await cancelled"
+        ]
+    );
+}
+
+// test_taskgroups: test_taskgroup_11 / test_taskgroup_12 (the parent cancelled from outside while
+// the body waits in a nested group whose children fail in their cleanup:
+// the nested group's failure fails the outer group, which cancels its own
+// child; the outside request stays counted and is delivered again later)
+#[asyncio::test(virtual_time)]
+async fn a_nested_groups_cleanup_failures_outweigh_an_outside_cancel() {
+    let log = log();
+    let l = log.clone();
+    let mut parent = create_task(async move {
+        let l2 = l.clone();
+        let r = TaskGroup::run(|outer| async move {
+            outer
+                .create_task(child(l2.clone(), "outer child", 10, 1))
+                .unwrap();
+            let l3 = l2.clone();
+            let inner_r = TaskGroup::run(|inner| async move {
+                for name in ["a", "b"] {
+                    inner
+                        .create_task(async move {
+                            let _ = sleep(secs(10)).await; // cancelled: fail in cleanup
+                            Err::<(), _>(Error::Failed(name))
+                        })
+                        .unwrap();
+                }
+                sleep(secs(10)).await?;
+                Ok::<_, Error>(())
+            })
+            .await;
+            push(
+                &l3,
+                format!(
+                    "nested group failed={} cancelling={}",
+                    inner_r.as_ref().is_err_and(|e| !e.is_cancelled()),
+                    current_task().unwrap().cancelling()
+                ),
+            );
+            inner_r.map_err(|e| match e {
+                TaskGroupError::Cancelled(e) => e,
+                TaskGroupError::Failed(_) => {
+                    let mut n = names(&e);
+                    n.sort();
+                    Error::Group(n)
+                }
+            })?;
+            Ok::<_, Error>(())
+        })
+        .await;
+        push(
+            &l,
+            format!(
+                "group: {:?} cancelling={}",
+                names(&r.unwrap_err()),
+                current_task().unwrap().cancelling()
+            ),
+        );
+        next_await(&l).await
+    });
+    sleep(ms(100)).await.unwrap();
+    assert!(!parent.done());
+    parent.cancel();
+    assert!((&mut parent).await.is_err());
+    assert!(parent.cancelled());
+    assert_eq!(
+        take(&log),
+        [
+            "nested group failed=true cancelling=1",
+            "outer child cancelled",
+            r#"group: ["group:[\"error:a\", \"error:b\"]"] cancelling=1"#,
+            "next await cancelled"
+        ]
+    );
+}
+
+// test_taskgroups: test_taskgroup_without_parent_task (a group needs a
+// parent task: awaited outside one, it is an error, and the body never runs)
+#[test]
+fn a_group_awaited_outside_a_task_panics() {
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        futures::executor::block_on(TaskGroup::run(|_tg| async move {
+            r.set(true);
+            Ok::<_, Error>(())
+        }))
+    }));
+    let msg = panic_text(&*outcome.unwrap_err());
+    assert!(msg.contains("inside an asyncio task"), "{msg}");
+    assert!(!ran.get());
 }

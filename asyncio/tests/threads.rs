@@ -440,3 +440,33 @@ fn close_drops_stuck_tasks_before_it_joins_the_workers() {
         .recv_timeout(Duration::from_secs(60))
         .expect("closing the loop returned once the stuck task was dropped");
 }
+
+// test_tasks: test_run_coroutine_threadsafe_with_exception (the task's
+// panic is raised again in the thread that asks for the result)
+#[test]
+fn run_coroutine_threadsafe_raises_the_tasks_panic_in_the_caller() {
+    run(async {
+        let handle = asyncio::get_running_loop().unwrap().handle();
+        let msg = asyncio::to_thread(move || {
+            let fut = handle
+                .run_coroutine_threadsafe(|| async {
+                    asyncio::sleep(ms(5)).await.unwrap();
+                    if asyncio::current_task().is_some() {
+                        panic!("Fail!");
+                    }
+                    3
+                })
+                .unwrap();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.result()));
+            let payload = r.expect_err("the task's panic is raised again");
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(msg, "Fail!");
+    });
+}

@@ -743,3 +743,61 @@ async fn reused_timeouts_behave_as_new() {
     assert!(kept.expired());
     assert!(!fresh_handle.expired());
 }
+
+// test_timeouts: test_timeout_taskgroup (the expiry cancels a group's body
+// and child; the child fails in its cleanup: the group's failure passes
+// through the timeout unchanged, and nothing of the expiry is left behind)
+#[asyncio::test(virtual_time)]
+async fn a_group_failure_raised_during_an_expiry_passes_through() {
+    #[derive(Debug)]
+    enum E {
+        // Held, not read: carrying the token keeps the cancellation live.
+        Cancelled(#[allow(dead_code)] CancelledError),
+        Failed(&'static str),
+    }
+    impl From<CancelledError> for E {
+        fn from(e: CancelledError) -> Self {
+            E::Cancelled(e)
+        }
+    }
+    let log = log();
+    let l = log.clone();
+    let clock = Clock::start();
+    let to = timeout(
+        ms(10),
+        asyncio::TaskGroup::run(|tg| async move {
+            let lc = l.clone();
+            tg.create_task(async move {
+                if sleep(secs(2)).await.is_err() {
+                    push(&lc, "child cancelled");
+                }
+                Err::<(), _>(E::Failed("ZeroDivisionError")) // fails in its cleanup
+            })
+            .unwrap();
+            // The body fails with ValueError, after a cleanup that awaits.
+            if let Err(e) = sleep(secs(1)).await {
+                push(&l, "body cleanup cancelled");
+                return Err(E::from(e));
+            }
+            Err::<(), _>(E::Failed("ValueError"))
+        }),
+    );
+    let cm = to.handle();
+    let r = to.await;
+    let failures = match r {
+        Ok(Err(asyncio::TaskGroupError::Failed(f))) => f,
+        other => panic!("expected the group's failure, got {other:?}"),
+    };
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(matches!(
+        failures[0].error(),
+        Some(E::Failed("ZeroDivisionError"))
+    ));
+    assert!(cm.expired());
+    let mut events = take(&log);
+    events.sort();
+    assert_eq!(events, ["body cleanup cancelled", "child cancelled"]);
+    assert_eq!(current_task().unwrap().cancelling(), 0);
+    sleep(ms(50)).await.unwrap();
+    assert_eq!(clock.elapsed(), ms(60));
+}

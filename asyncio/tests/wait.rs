@@ -191,3 +191,24 @@ async fn waiting_for_finished_tasks_takes_two_turns() {
     ticker.await.unwrap().unwrap();
     assert_eq!(take(&log), ["tick 0", "tick 1", "wait done", "tick 2"]);
 }
+
+// test_tasks: test_wait_with_exception (ALL_COMPLETED with a task that
+// panics: both are done, nothing is raised; waiting again returns at once)
+#[asyncio::test(virtual_time)]
+async fn all_completed_with_a_panicking_task_raises_nothing() {
+    let clock = Clock::start();
+    let a = create_task(sleep(ms(100)));
+    let b = create_task(async {
+        sleep(ms(150)).await.unwrap();
+        panic!("really");
+    });
+    for _ in 0..2 {
+        let (done, pending) = wait([b.task_ref(), a.task_ref()], None, ReturnWhen::AllCompleted)
+            .await
+            .unwrap();
+        assert_eq!((done.len(), pending.len()), (2, 0));
+        assert_eq!(done.iter().filter(|t| t.panicked()).count(), 1);
+        assert_eq!(clock.elapsed(), ms(150));
+    }
+    b.cancel(); // retrieve the panic: wait never raises it
+}
