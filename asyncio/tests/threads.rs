@@ -287,27 +287,95 @@ fn run_coroutine_threadsafe_from_a_foreign_thread() {
     });
 }
 
+// test_tasks: test_run_coroutine_threadsafe_task_cancelled (and what
+// concurrent.futures does: cancel() ends the future at once)
 #[test]
 fn a_concurrent_future_can_cancel_its_task() {
     run(async {
         let handle = asyncio::get_running_loop().unwrap().handle();
-        let got = asyncio::to_thread(move || {
+        let (seen_tx, seen_rx) = mpsc::channel();
+        let (got, seen) = asyncio::to_thread(move || {
             let fut = handle
-                .run_coroutine_threadsafe(|| async {
-                    match asyncio::sleep(Duration::from_secs(60)).await {
+                .run_coroutine_threadsafe(move || async move {
+                    let seen = match asyncio::sleep(Duration::from_secs(60)).await {
                         Ok(()) => "slept",
                         Err(_) => "cancelled",
-                    }
+                    };
+                    seen_tx.send(seen).unwrap();
+                    seen
                 })
                 .unwrap();
             assert!(!fut.wait_timeout(ms(20)));
             assert!(fut.cancel());
-            fut.result()
+            assert!(fut.done());
+            assert!(fut.cancel(), "cancelling again still says cancelled");
+            (fut.result(), seen_rx.recv().unwrap())
         })
         .await
         .unwrap();
-        // The task handled the cancellation and returned a value.
-        assert_eq!(got.unwrap(), "cancelled");
+        // The future ended cancelled, though the task handled the
+        // cancellation and returned a value.
+        assert!(got.is_err(), "{got:?}");
+        assert_eq!(seen, "cancelled");
+    });
+}
+
+// test_tasks: test_run_coroutine_threadsafe_task_cancelled (a task that
+// ends cancelled by itself cancels the future)
+#[test]
+fn a_task_ending_cancelled_cancels_its_concurrent_future() {
+    run(async {
+        let handle = asyncio::get_running_loop().unwrap().handle();
+        let (returned, propagated) = asyncio::to_thread(move || {
+            // It returns a value with its own cancel still pending.
+            let returned = handle
+                .run_coroutine_threadsafe(|| async {
+                    asyncio::sleep(ms(5)).await.unwrap();
+                    asyncio::current_task().unwrap().cancel();
+                    3
+                })
+                .unwrap()
+                .result();
+            // It propagates the cancellation its next await raised.
+            let propagated = handle
+                .run_coroutine_threadsafe(|| async {
+                    asyncio::current_task().unwrap().cancel();
+                    asyncio::sleep(ms(5)).await?;
+                    Ok::<_, asyncio::CancelledError>(3)
+                })
+                .unwrap()
+                .result();
+            (returned, propagated)
+        })
+        .await
+        .unwrap();
+        assert!(returned.is_err(), "{returned:?}");
+        assert!(propagated.is_err(), "{propagated:?}");
+    });
+}
+
+// test_tasks: test_run_coroutine_threadsafe_task_cancelled, the other
+// way: a task that handles a cancel and returns normally completes it
+#[test]
+fn a_task_that_handles_its_cancel_completes_its_concurrent_future() {
+    run(async {
+        let handle = asyncio::get_running_loop().unwrap().handle();
+        let got = asyncio::to_thread(move || {
+            handle
+                .run_coroutine_threadsafe(|| async {
+                    let me = asyncio::current_task().unwrap();
+                    me.cancel();
+                    let r = asyncio::sleep(ms(5)).await;
+                    assert!(r.is_err());
+                    me.uncancel();
+                    7
+                })
+                .unwrap()
+                .result()
+        })
+        .await
+        .unwrap();
+        assert_eq!(got.unwrap(), 7);
     });
 }
 
@@ -333,10 +401,11 @@ fn a_concurrent_future_of_a_closed_loop_ends_cancelled() {
         asyncio::to_thread(move || barrier.wait()).await.unwrap();
         asyncio::sleep(ms(10)).await.unwrap();
     });
-    // The loop closed with the task pending and cancelled it: the foreign
-    // thread gets the task's output, and is not left blocked forever.
+    // The loop closed with the task pending and cancelled it: the task
+    // ended cancelled, so the foreign thread's future is cancelled too (as
+    // asyncio's chained future is), and the thread is not left blocked.
     let out = thread.join().unwrap();
-    assert!(matches!(out, Ok(Err(_))), "{out:?}");
+    assert!(out.is_err(), "{out:?}");
 }
 
 #[test]

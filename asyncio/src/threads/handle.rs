@@ -1,10 +1,12 @@
 //! `LoopHandle`: the loop as other threads see it.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -140,7 +142,10 @@ impl fmt::Debug for LoopHandle {
 }
 
 /// Runs on the loop: creates the task and completes the future when it
-/// finishes.
+/// is done, by how it ended (asyncio chains the two futures): a task that
+/// ends cancelled — its future returned a live `CancelledError`, or a value
+/// with a cancel still pending — cancels the future, whatever its future
+/// returned.
 fn start<F, Fut>(make: F, completer: Completer<Fut::Output>)
 where
     F: FnOnce() -> Fut + 'static,
@@ -152,9 +157,15 @@ where
         return; // the completer's drop ends it cancelled
     }
     let fut = make();
+    let output = Rc::new(Cell::new(None));
+    let slot = output.clone();
     let task = crate::create_task(async move {
-        let out = CatchUnwind { inner: fut }.await;
-        completer.complete(out);
+        slot.set(Some(CatchUnwind { inner: fut }.await));
+    });
+    task.add_done_callback(move |task| match output.take() {
+        Some(out) if !task.cancelled() => completer.complete(out),
+        // Cancelled, or it never ran: the completer's drop says so.
+        _ => drop(completer),
     });
     shared.task_id.store(task.id(), Ordering::Release);
     if shared.cancel.load(Ordering::Acquire) {
@@ -209,10 +220,15 @@ struct Completer<T>(Option<Arc<Shared<T>>>);
 impl<T> Completer<T> {
     fn complete(mut self, out: Result<T, Box<dyn Any + Send>>) {
         if let Some(shared) = self.0.take() {
-            *lock(&shared) = match out {
-                Ok(v) => State::Done(v),
-                Err(p) => State::Panicked(p),
-            };
+            let mut st = lock(&shared);
+            // Not if `ConcurrentFuture::cancel` got there first.
+            if matches!(*st, State::Pending) {
+                *st = match out {
+                    Ok(v) => State::Done(v),
+                    Err(p) => State::Panicked(p),
+                };
+            }
+            drop(st);
             shared.cond.notify_all();
         }
     }
@@ -249,15 +265,20 @@ impl<T> Drop for Completer<T> {
 ///     })
 ///     .await
 ///     .unwrap();
-///     // The task's own output: its sleep was cancelled.
-///     assert!(outcome.unwrap().is_err());
+///     // The task ended cancelled (its sleep's error propagated), so the
+///     // concurrent future did too.
+///     assert!(outcome.is_err());
 /// });
 /// ```
 ///
 /// # Cancellation
-/// [`ConcurrentFuture::cancel`] cancels the task on the loop (or stops it
-/// from starting). The task may handle the cancellation and still return a
-/// value, which [`ConcurrentFuture::result`] then gives.
+/// [`ConcurrentFuture::cancel`] ends the future cancelled at once, as a
+/// `concurrent.futures.Future`'s `cancel()` does, and cancels the task on
+/// the loop (or stops it from starting); the task may still handle that
+/// and run its cleanup, but its value is not reported. Otherwise the future
+/// follows how the task ended: a task that ends cancelled (by another
+/// cancel, or the loop closing) ends it cancelled, and
+/// [`ConcurrentFuture::result`] returns `Err(CancelledError)`.
 pub struct ConcurrentFuture<T> {
     shared: Arc<Shared<T>>,
     handle: LoopHandle,
@@ -291,7 +312,8 @@ impl<T: Send + 'static> ConcurrentFuture<T> {
     }
 
     /// Blocks until the task finishes and returns its output, or
-    /// `Err(CancelledError)` if it never ran or the loop closed first.
+    /// `Err(CancelledError)` if it ended cancelled, never ran, or the loop
+    /// closed first.
     ///
     /// # Panics
     /// On the loop's own thread (it would wait forever), and with the
@@ -313,25 +335,32 @@ impl<T: Send + 'static> ConcurrentFuture<T> {
         }
     }
 
-    /// Asks the loop to cancel the task (Python's `future.cancel()`):
-    /// `false` if it already finished or the loop is closed.
+    /// Ends the future cancelled and asks the loop to cancel the task
+    /// (Python's `future.cancel()`): `true` if the future is now cancelled
+    /// (or already was), `false` if it already finished.
     pub fn cancel(&self) -> bool {
-        if self.done() {
-            return false;
+        {
+            let mut st = lock(&self.shared);
+            match *st {
+                State::Pending => *st = State::Cancelled,
+                State::Cancelled => return true,
+                State::Done(_) | State::Panicked(_) | State::Taken => return false,
+            }
         }
+        self.shared.cond.notify_all();
         self.shared.cancel.store(true, Ordering::Release);
         let shared = self.shared.clone();
-        self.handle
-            .call_soon_threadsafe(move || {
-                let id = shared.task_id.load(Ordering::Acquire);
-                if id == 0 {
-                    return; // not started: `start` sees the flag
-                }
-                if let Some(t) = crate::all_tasks().into_iter().find(|t| t.id() == id) {
-                    t.cancel();
-                }
-            })
-            .is_ok()
+        // A closed loop has no task left to cancel.
+        let _ = self.handle.call_soon_threadsafe(move || {
+            let id = shared.task_id.load(Ordering::Acquire);
+            if id == 0 {
+                return; // not started: `start` sees the flag
+            }
+            if let Some(t) = crate::all_tasks().into_iter().find(|t| t.id() == id) {
+                t.cancel();
+            }
+        });
+        true
     }
 
     fn check_thread(&self) {
