@@ -76,6 +76,14 @@ impl Checkpoint {
         Checkpoint { reg: None }
     }
 
+    /// Whether this checkpoint has an in-flight entry in its task (it
+    /// suspended, and has not returned since). An unregistered checkpoint
+    /// has nothing delivered: [`Checkpoint::poll_cancelled`] is `Ready(None)`.
+    #[inline]
+    pub(crate) fn is_registered(&self) -> bool {
+        self.reg.is_some()
+    }
+
     /// Whether a cancellation was delivered and not returned yet.
     pub(crate) fn is_delivered(&self) -> bool {
         self.holds_plain() || self.with_entry(|e| e.delivery().is_some()).unwrap_or(false)

@@ -95,15 +95,57 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(err) = std::task::ready!(this.cp.poll_cancelled(cx)) {
-            this.disarm();
+        // A bare yield in its task's own scope (`sleep(0)`, `checkpoint()`,
+        // the busiest await there is) registers nothing, so nothing can
+        // have been delivered to it: a small path in line, the rest out of
+        // line.
+        if !this.cp.is_registered() {
+            match this.state {
+                State::Delay(d) if d.is_zero() => return this.start_yield(cx),
+                State::Yielded => return this.finish_yield(),
+                _ => {}
+            }
+        }
+        this.poll_general(cx)
+    }
+}
+
+impl Sleep {
+    /// Suspends for one turn: the caller's task is queued again at once.
+    #[inline]
+    fn start_yield(&mut self, cx: &Context<'_>) -> Poll<Result<(), CancelledError>> {
+        self.state = State::Yielded;
+        self.cp.suspend_yield(cx);
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// The turn after [`Sleep::start_yield`]. A yield that registered
+    /// nothing can be ended only by a cancel pending on the task; one that
+    /// registered unregisters (its delivery was polled before this).
+    #[inline]
+    fn finish_yield(&mut self) -> Poll<Result<(), CancelledError>> {
+        self.state = State::Done;
+        if let Some(err) = self.cp.take_pending_after_yield() {
             return Poll::Ready(Err(err));
         }
-        match &this.state {
+        self.cp.complete();
+        Poll::Ready(Ok(()))
+    }
+
+    /// Every other poll: a timer to arm or check, a registered yield, a
+    /// delivered cancellation.
+    #[inline(never)]
+    fn poll_general(&mut self, cx: &Context<'_>) -> Poll<Result<(), CancelledError>> {
+        if let Some(err) = std::task::ready!(self.cp.poll_cancelled(cx)) {
+            self.disarm();
+            return Poll::Ready(Err(err));
+        }
+        match &self.state {
             State::Delay(_) | State::Until(_) => {
                 // `None`: asyncio's sleep(delay <= 0), one bare yield (and
                 // sleep(0) needs neither the loop nor a clock read).
-                let deadline = match this.state {
+                let deadline = match self.state {
                     State::Delay(d) if d.is_zero() => None,
                     State::Delay(d) => Some(context::expect_loop("asyncio::sleep()").now() + d),
                     State::Until(t) => {
@@ -112,25 +154,15 @@ impl Future for Sleep {
                     _ => unreachable!("matched above"),
                 };
                 let Some(deadline) = deadline else {
-                    this.state = State::Yielded;
-                    this.cp.suspend_yield(cx);
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
+                    return self.start_yield(cx);
                 };
                 let lp = context::expect_loop("asyncio::sleep()");
                 let key = lp.arm(deadline, TimerAction::Wake(cx.waker().clone()));
-                this.state = State::Armed(std::rc::Rc::downgrade(&lp), key);
-                this.cp.suspend(cx, None);
+                self.state = State::Armed(std::rc::Rc::downgrade(&lp), key);
+                self.cp.suspend(cx, None);
                 Poll::Pending
             }
-            State::Yielded => {
-                this.state = State::Done;
-                if let Some(err) = this.cp.take_pending_after_yield() {
-                    return Poll::Ready(Err(err));
-                }
-                this.cp.complete();
-                Poll::Ready(Ok(()))
-            }
+            State::Yielded => self.finish_yield(),
             State::Armed(lp, key) => {
                 let key = *key;
                 let Some(lp) = lp.upgrade() else {
@@ -138,12 +170,12 @@ impl Future for Sleep {
                 };
                 let fired = !lp.timers.borrow().contains(key);
                 if fired {
-                    this.state = State::Done;
-                    this.cp.complete();
+                    self.state = State::Done;
+                    self.cp.complete();
                     return Poll::Ready(Ok(()));
                 }
                 lp.timers.borrow_mut().update_waker(key, cx.waker());
-                this.cp.suspend(cx, None);
+                self.cp.suspend(cx, None);
                 Poll::Pending
             }
             State::Done => panic!("asyncio::sleep() polled after it completed"),
