@@ -312,3 +312,26 @@ fn a_future_aborting_its_own_task_from_its_drop_is_harmless() {
         me.borrow_mut().take();
     });
 }
+
+/// A bare yield looks at its task through a lent handle that holds no
+/// count: a cancel arriving during the turn comes out of that yield (the
+/// lent handle builds the error), and the task is released in order after.
+#[test]
+fn a_cancel_during_a_bare_yield_comes_out_of_it() {
+    asyncio::Runner::builder()
+        .virtual_time(true)
+        .build()
+        .run(async {
+            let t = asyncio::create_task(async {
+                let first = asyncio::sleep(Duration::ZERO).await;
+                assert!(first.is_err(), "the cancel comes out of the yield");
+                drop(first); // handled, like `except CancelledError`
+                asyncio::sleep(Duration::ZERO).await
+            });
+            asyncio::sleep(Duration::ZERO).await.unwrap(); // t starts and yields
+            assert!(t.cancel());
+            let out = t.await;
+            // The first yield's error was handled; the second yield completed.
+            assert!(matches!(out, Ok(Ok(()))), "{out:?}");
+        });
+}
