@@ -59,8 +59,9 @@ async fn an_unused_timeout_is_disarmed() {
     assert_eq!(clock.elapsed(), secs(20));
 }
 
-// test_tasks: test_as_completed_reverse_wait (whatever the argument order,
-// the first yielded is the first finished)
+// test_tasks: test_as_completed_reverse_wait (in part: whatever the
+// argument order, the first yielded is the first finished; there are no
+// placeholder futures here to await out of order)
 #[asyncio::test(virtual_time)]
 async fn order_is_by_completion_whatever_the_argument_order() {
     let a = sleeper(2);
@@ -72,8 +73,9 @@ async fn order_is_by_completion_whatever_the_argument_order() {
     assert!(second.task_ref() == a.task_ref());
 }
 
-// test_tasks: test_as_completed_concurrent (two tasks done on one tick are
-// both yielded, in the order they finished)
+// test_tasks: test_as_completed_concurrent (in part: two tasks done on one
+// tick are both yielded, in the order they finished; they are awaited one
+// after the other, not concurrently)
 #[asyncio::test(virtual_time)]
 async fn tasks_finishing_together_come_in_finish_order() {
     let clock = Clock::start();

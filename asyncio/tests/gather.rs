@@ -28,7 +28,8 @@ async fn panics_after(s: u64, msg: &'static str) -> R<()> {
     panic!("{msg}")
 }
 
-// test_tasks: test_constructor_empty_sequence
+// test_tasks: FutureGatherTests.test_constructor_empty_sequence_use_running_loop
+// (an empty gather in a running loop is done with no results)
 #[asyncio::test(virtual_time)]
 async fn empty_gather_is_done_at_once() {
     let none: Vec<asyncio::Task<u8>> = Vec::new();
@@ -36,7 +37,7 @@ async fn empty_gather_is_done_at_once() {
     assert!(out.is_empty());
 }
 
-// test_tasks: test_result_exception_success (results in argument order)
+// test_tasks: test_success (results in argument order)
 #[asyncio::test(virtual_time)]
 async fn results_come_in_argument_order_not_completion_order() {
     let clock = Clock::start();
@@ -48,8 +49,8 @@ async fn results_come_in_argument_order_not_completion_order() {
     assert_eq!(clock.elapsed(), secs(3));
 }
 
-// test_tasks: CoroutineGatherTests.test_constructor_loop_selection (futures
-// become tasks when gather is called)
+// Not in test_tasks: futures become tasks when gather is called, and take
+// their first step before the parent resumes
 #[asyncio::test(virtual_time)]
 async fn futures_become_tasks_when_gather_is_called() {
     let log = log();
@@ -94,7 +95,9 @@ async fn a_cancelled_child_makes_the_gather_raise_at_once() {
     assert_eq!(clock.elapsed(), secs(5));
 }
 
-// test_tasks: test_return_exceptions
+// test_tasks: test_return_exceptions /
+// FutureGatherTests.test_result_exception_one_cancellation (values,
+// failures and cancellations all come back as outcomes, in argument order)
 #[asyncio::test(virtual_time)]
 async fn return_exceptions_collects_every_outcome() {
     let ok = sleeper(1, ());
@@ -182,9 +185,11 @@ async fn children_swallowing_the_cancellation_still_end_the_gather_cancelled() {
     assert!(ra.done() && !ra.cancelled() && rb.done() && !rb.cancelled());
 }
 
-// test_tasks: test_cancel_gather_1 (all children done but the gather not yet
-// completed: the cancel is refused, the children are left alone, and the
-// awaiter raises when the gather completes — asyncio's _must_cancel)
+// test_tasks: test_cancel_gather_1 (in part: all children done but the
+// gather not yet completed: the gather refuses the cancel and leaves the
+// children alone; here a task awaits the gather, and that task raises when
+// the gather completes — asyncio's _must_cancel — where CPython awaits the
+// gather itself and gets its result)
 #[asyncio::test(virtual_time)]
 async fn cancel_refused_when_every_child_is_done() {
     let child = create_task(async {
@@ -264,7 +269,8 @@ async fn the_awaiter_resumes_two_turns_after_the_last_child() {
 }
 
 // test_tasks: test_duplicate_coroutines (one task passed twice is waited
-// for once and its result repeated)
+// for once and gives a result for each place); the double cancel after it
+// is not in CPython
 #[asyncio::test(virtual_time)]
 async fn a_task_passed_twice_is_waited_once_and_cancelled_twice() {
     let t = sleeper(5, 1).task_ref();

@@ -155,8 +155,9 @@ async fn gets_release_waiting_putters_in_order() {
     assert_eq!(q.get().await.unwrap(), "b");
 }
 
-// test_queues: QueueGetTests.test_why_are_getters_waiting,
-// QueuePutTests.test_put_cancelled
+// test_queues: QueueGetTests.test_why_are_getters_waiting (and, in part,
+// QueuePutTests.test_put_cancelled: the putter is done once its item is
+// taken)
 #[asyncio::test(virtual_time)]
 async fn a_producer_and_a_consumer_pass_every_item() {
     let q = leak(Queue::new(1));

@@ -182,8 +182,9 @@ async fn wait_for_returns_once_the_predicate_holds() {
     t.await.unwrap().unwrap();
 }
 
-// test_locks ConditionTests: test_wait_for_unacquired (the predicate holds
-// at once: no wait)
+// test_locks ConditionTests: test_wait_for_unacquired (in part: the
+// predicate holds at once: no wait; a wait without the lock cannot be
+// written here, since wait_for takes the guard)
 #[asyncio::test(virtual_time)]
 async fn wait_for_a_true_predicate_does_not_wait() {
     let cond = Condition::new();

@@ -271,7 +271,9 @@ async fn acquiring_a_free_lock_takes_no_pending_cancellation() {
     current_task().unwrap().uncancel();
 }
 
-// test_locks ConditionTests: test_timeout_in_block, for a Lock
+// Not in test_locks: an acquire timed out by wait_for leaves the queue, and
+// the lock goes to the next waiter (ConditionTests.test_timeout_in_block's
+// wait_for, applied to a Lock)
 #[asyncio::test(virtual_time)]
 async fn a_timed_out_acquire_leaves_the_lock_to_the_next_waiter() {
     let lock = leak(Lock::new());

@@ -328,7 +328,8 @@ fn run_cancels_hanging_tasks_and_lets_them_clean_up() {
     assert_eq!(take(&log), ["cleanup", "cleanup done"]);
 }
 
-// test_runners: test_run (a Runner keeps its loop, its clock and its tasks between runs)
+// Not in test_runners: a Runner keeps its loop, its clock and its tasks
+// between runs
 #[test]
 fn runner_keeps_tasks_and_clock_between_runs() {
     let log = log();
@@ -418,7 +419,8 @@ fn run_inside_a_running_loop_panics() {
     });
 }
 
-// test_runners: test_recursive_run
+// test_runners: test_recursive_run (in part: the nested run is another
+// Runner's, since the running one cannot be reached from inside)
 #[test]
 fn runner_run_inside_its_own_loop_panics_and_runner_survives() {
     let mut runner = vrunner();

@@ -194,7 +194,9 @@ async fn cancel_a_sleeping_task_from_a_timer() {
     assert_eq!(clock.elapsed(), ms(100));
 }
 
-// test_tasks: test_cancel_traceback_for_future_result (the awaiter ends cancelled, cancelling() 0)
+// test_tasks: test_cancel_traceback_for_future_result (in part: the same
+// scenario; the awaiter ends cancelled, cancelling() 0; the traceback
+// checks have no counterpart)
 #[asyncio::test(virtual_time)]
 async fn awaiting_a_cancelled_task_cancels_the_awaiter() {
     let mut aw = create_task(async {
@@ -478,7 +480,8 @@ async fn uncancel_to_zero_withdraws_an_undelivered_request() {
     assert_eq!(take(&log), ["uncancel->0"]);
 }
 
-// test_tasks: test_uncancel_resets_must_cancel (before the first step)
+// test_tasks: test_uncancel_resets_must_cancel (a variant: the task is
+// runnable for its first step, not for a wake-up)
 #[asyncio::test(virtual_time)]
 async fn uncancel_to_zero_before_the_first_step_lets_the_body_run() {
     let log = log();

@@ -16,8 +16,9 @@ fn push(log: &Log, s: impl Into<String>) {
     log.borrow_mut().push(s.into());
 }
 
-// test_eager_task_factory (test_eager_task_factory.py): code before the first
-// await runs before the creator's next statement.
+// test_eager_task_factory: test_block_after_eager_step (code before the
+// first await runs before the creator's next statement; the task is not
+// done until it resumes)
 #[asyncio::test(virtual_time)]
 async fn eager_task_runs_to_its_first_suspension_inside_spawn() {
     let l = log();
@@ -41,8 +42,9 @@ async fn eager_task_runs_to_its_first_suspension_inside_spawn() {
     );
 }
 
-// test_eager_task_factory: test_eager_completion — a task that finishes without
-// suspending is done when create_task returns, and cannot be cancelled.
+// test_eager_task_factory: test_eager_completion /
+// test_cancellation_after_eager_completion (a task that finishes without
+// suspending is done when create_task returns, and cannot be cancelled)
 #[asyncio::test(virtual_time)]
 async fn eager_task_that_never_suspends_is_done_on_return() {
     let t = Task::builder().eager_start(true).spawn(async { 7 });
@@ -51,8 +53,9 @@ async fn eager_task_that_never_suspends_is_done_on_return() {
     assert_eq!(t.await.unwrap(), 7);
 }
 
-// test_eager_task_factory: current_task() inside the eager step is the child,
-// and the parent is current again afterwards.
+// test_eager_task_factory: test_current_task (in part: current_task()
+// inside the eager step is the child, and the parent is current again
+// afterwards; the child's current_task() after an await is not checked)
 #[asyncio::test(virtual_time)]
 async fn current_task_is_swapped_during_the_eager_step() {
     let parent = current_task().unwrap();

@@ -94,8 +94,9 @@ async fn children_can_be_created_after_the_body_awaits() {
     assert_eq!(take(&log), ["late done"]);
 }
 
-// test_taskgroups: test_taskgroup_03 / test_taskgroup_04 (the first failure
-// cancels the other children and the body; the group waits for them)
+// test_taskgroups: test_taskgroup_04 / test_cancel_children_on_child_error
+// (the first failure cancels the other children and the body; the group
+// waits for them)
 #[asyncio::test(virtual_time)]
 async fn a_failing_child_cancels_its_siblings_and_the_body() {
     let log = log();
@@ -122,7 +123,8 @@ async fn a_failing_child_cancels_its_siblings_and_the_body() {
     assert_eq!(current_task().unwrap().cancelling(), 0);
 }
 
-// test_taskgroups: test_taskgroup_05 (failures collected in completion order)
+// Not in test_taskgroups: two children fail on the same tick, one of them
+// ignoring its cancellation: both failures are reported (in any order)
 #[asyncio::test(virtual_time)]
 async fn failures_are_collected_in_completion_order() {
     let r = TaskGroup::run(|tg| async move {
@@ -146,8 +148,8 @@ async fn failures_are_collected_in_completion_order() {
     assert_eq!(n, ["error:first", "error:late"]);
 }
 
-// test_taskgroups: test_taskgroup_15 (a failure in the body cancels the
-// children; the body's error is reported after the children's)
+// test_taskgroups: test_taskgroup_09 (a failure in the body cancels the
+// children)
 #[asyncio::test(virtual_time)]
 async fn a_failing_body_cancels_the_children() {
     let log = log();
@@ -162,7 +164,8 @@ async fn a_failing_body_cancels_the_children() {
     assert_eq!(take(&log), ["c cancelled"]);
 }
 
-// test_taskgroups: test_taskgroup_16 (a child's error and the body's: the
+// test_taskgroups: test_taskgroup_19 (a child's error and the error the
+// body raises when the group cancels it are both reported; here the
 // child's first)
 #[asyncio::test(virtual_time)]
 async fn child_errors_come_before_the_body_error() {
@@ -178,8 +181,9 @@ async fn child_errors_come_before_the_body_error() {
     assert_eq!(names(&r.unwrap_err()), ["error:child", "error:body"]);
 }
 
-// test_taskgroups: test_taskgroup_06 (the parent cancelled from outside: the
-// children are cancelled and the cancellation propagates)
+// test_taskgroups: test_taskgroup_07 (in part: the parent cancelled from
+// outside while the body awaits: the children are cancelled and the
+// cancellation propagates; the body's own cancellation is not checked)
 #[asyncio::test(virtual_time)]
 async fn cancelling_the_parent_cancels_the_children() {
     let log = log();
@@ -204,8 +208,8 @@ async fn cancelling_the_parent_cancels_the_children() {
     assert_eq!(take(&log), ["a cancelled", "b cancelled"]);
 }
 
-// test_taskgroups: test_taskgroup_07 / test_taskgroup_08 (cancelled while
-// the exit waits for the children)
+// test_taskgroups: test_cancellation (the parent cancelled while the exit
+// waits for the children)
 #[asyncio::test(virtual_time)]
 async fn cancelling_the_parent_during_the_exit_wait() {
     let log = log();
@@ -229,8 +233,8 @@ async fn cancelling_the_parent_during_the_exit_wait() {
     assert_eq!(take(&log), ["a cancelled"]);
 }
 
-// test_taskgroups: test_taskgroup_18 (a child that swallows its cancellation
-// runs to its end; the group waits for it)
+// Not in test_taskgroups: a child that swallows its cancellation runs to
+// its end; the group waits for it
 #[asyncio::test(virtual_time)]
 async fn a_child_swallowing_its_cancellation_is_waited_for() {
     let clock = Clock::start();
@@ -253,8 +257,8 @@ async fn a_child_swallowing_its_cancellation_is_waited_for() {
     assert_eq!(clock.elapsed(), secs(4));
 }
 
-// test_taskgroups: test_taskgroup_11 / test_taskgroup_13 (nested groups: an
-// inner failure aborts the inner group, whose error fails the outer)
+// test_taskgroups: test_taskgroup_14 (nested groups: an inner failure
+// aborts the inner group, whose error fails the outer)
 #[asyncio::test(virtual_time)]
 async fn nested_groups_report_the_inner_failure() {
     let log = log();
@@ -287,8 +291,9 @@ async fn nested_groups_report_the_inner_failure() {
     );
 }
 
-// test_taskgroups: test_taskgroup_12 (nested groups, the parent cancelled:
-// both groups cancel their children and propagate the cancellation)
+// Not in test_taskgroups: nested groups, the parent cancelled: both groups
+// cancel their children and propagate the cancellation (test_taskgroup_12's
+// nesting, but no child fails in its cleanup)
 #[asyncio::test(virtual_time)]
 async fn nested_groups_both_cancelled_from_outside() {
     let log = log();
@@ -321,8 +326,8 @@ async fn nested_groups_both_cancelled_from_outside() {
     assert_eq!(take(&log), ["i cancelled", "o cancelled"]);
 }
 
-// test_taskgroups: test_taskgroup_timeout (a group inside a timeout: the
-// expiry cancels body and children, and the timeout reports TimeoutError)
+// Not in test_taskgroups: a group inside a timeout: the expiry cancels body
+// and children, and the timeout reports TimeoutError
 #[asyncio::test(virtual_time)]
 async fn a_group_inside_a_timeout() {
     let log = log();
@@ -380,8 +385,8 @@ async fn the_cancelling_level_is_restored() {
     assert_eq!(me.cancelling(), 0);
 }
 
-// test_taskgroups: test_taskgroup_body_swallows_abort (the body swallows the
-// group's cancellation and goes on; the group still reports the failure)
+// Not in test_taskgroups: the body swallows the group's cancellation and
+// goes on; the group still reports the failure
 #[asyncio::test(virtual_time)]
 async fn the_body_swallowing_the_abort_still_fails_the_group() {
     let log = log();
@@ -401,9 +406,10 @@ async fn the_body_swallowing_the_abort_still_fails_the_group() {
     assert_eq!(current_task().unwrap().cancelling(), 0);
 }
 
-// 3.13 (taskgroup_external_cancel_and_error): an outside cancel swallowed by
-// the body, then a failure: the group re-cancels the parent so that its next
-// await raises.
+// Not in test_taskgroups (3.13's TaskGroup.__aexit__ re-cancels a parent
+// cancelled from outside when there are errors): an outside cancel
+// swallowed by the body, then a failure: the group re-cancels the parent so
+// that its next await raises.
 #[asyncio::test(virtual_time)]
 async fn an_outside_cancel_is_not_lost_when_a_child_fails() {
     let log = log();
@@ -458,8 +464,9 @@ async fn a_body_awaiting_a_failing_child_is_cancelled_by_the_group() {
     );
 }
 
-// test_taskgroups: test_taskgroup_22 / test_taskgroup_23 (no task can be
-// added once the group is shutting down or finished)
+// test_taskgroups: test_taskgroup_no_create_task_after_failure /
+// test_taskgroup_finished (no task can be added once the group is shutting
+// down or finished)
 #[asyncio::test(virtual_time)]
 async fn no_task_can_be_added_when_shutting_down_or_finished() {
     let kept = Rc::new(std::cell::RefCell::new(None));
@@ -480,8 +487,8 @@ async fn no_task_can_be_added_when_shutting_down_or_finished() {
     assert!(e.to_string().contains("finished"), "{e}");
 }
 
-// test_taskgroups: test_taskgroup_children_create_siblings (a child adds a
-// sibling while the group waits in its exit)
+// test_taskgroups: test_taskgroup_24 (a child adds a sibling while the
+// group waits in its exit)
 #[asyncio::test(virtual_time)]
 async fn a_child_can_add_a_sibling_while_the_group_exits() {
     let log = log();
@@ -501,8 +508,9 @@ async fn a_child_can_add_a_sibling_while_the_group_exits() {
     assert_eq!(take(&log), ["sibling done"]);
 }
 
-// test_taskgroups: test_taskgroup_20 (a child's panic is a failure, reported
-// with its payload)
+// test_taskgroups: test_taskgroup_21a (in part: a child's panic, like the
+// child's BaseException there, is a failure reported with its payload; the
+// body adds no error of its own)
 #[asyncio::test(virtual_time)]
 async fn a_child_panic_is_reported() {
     let r = TaskGroup::run(|tg| async move {
@@ -525,8 +533,9 @@ async fn a_child_panic_is_reported() {
     assert!(e.failures()[0].is_panic());
 }
 
-// test_taskgroups: test_taskgroup_21 (a panic in the body: the children are
-// cancelled and waited for, then the panic resumes)
+// test_taskgroups: test_taskgroup_20 (in part: a panic in the body, like
+// the KeyboardInterrupt there: the children are cancelled and waited for,
+// then the panic resumes; no child fails alongside)
 #[asyncio::test(virtual_time)]
 async fn a_body_panic_resumes_after_the_children_are_done() {
     let log = log();
@@ -552,7 +561,8 @@ async fn a_body_panic_resumes_after_the_children_are_done() {
     let _ = &mut parent;
 }
 
-// A child that ends cancelled is no failure: the group carries on.
+// test_taskgroups: test_taskgroup_03 (a child that ends cancelled is no
+// failure: the group carries on)
 #[asyncio::test(virtual_time)]
 async fn a_cancelled_child_aborts_nothing() {
     let log = log();
@@ -975,10 +985,11 @@ async fn an_outside_cancel_in_the_turn_of_a_child_failure() {
     );
 }
 
-// test_taskgroups: test_taskgroup_11 / test_taskgroup_12 (the parent cancelled from outside while
-// the body waits in a nested group whose children fail in their cleanup:
-// the nested group's failure fails the outer group, which cancels its own
-// child; the outside request stays counted and is delivered again later)
+// test_taskgroups: test_taskgroup_12 (the parent cancelled from outside
+// while the body waits in a nested group whose children fail in their
+// cleanup: the nested group's failure fails the outer group, which cancels
+// its own child; the outside request stays counted and is delivered again
+// later). test_taskgroup_11 is the same without the outer group's child.
 #[asyncio::test(virtual_time)]
 async fn a_nested_groups_cleanup_failures_outweigh_an_outside_cancel() {
     let log = log();

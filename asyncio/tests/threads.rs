@@ -287,8 +287,9 @@ fn run_coroutine_threadsafe_from_a_foreign_thread() {
     });
 }
 
-// test_tasks: test_run_coroutine_threadsafe_task_cancelled (and what
-// concurrent.futures does: cancel() ends the future at once)
+// test_tasks: test_run_coroutine_threadsafe_with_timeout (the wait for the
+// result times out, and cancel() on the concurrent future cancels its task;
+// and what concurrent.futures does: cancel() ends the future at once)
 #[test]
 fn a_concurrent_future_can_cancel_its_task() {
     run(async {
@@ -354,7 +355,7 @@ fn a_task_ending_cancelled_cancels_its_concurrent_future() {
     });
 }
 
-// test_tasks: test_run_coroutine_threadsafe_task_cancelled, the other
+// Not in test_tasks: test_run_coroutine_threadsafe_task_cancelled the other
 // way: a task that handles a cancel and returns normally completes it
 #[test]
 fn a_task_that_handles_its_cancel_completes_its_concurrent_future() {

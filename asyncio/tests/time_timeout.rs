@@ -327,7 +327,8 @@ async fn nested_outer_shorter_inner_sees_cancelled() {
     assert_eq!(clock.elapsed(), secs(1));
 }
 
-// test_timeouts: test_nested_timeouts_loop_busy
+// test_timeouts: test_nested_timeouts_loop_busy (in part: no busy loop, so
+// the outer deadline has not passed yet when the inner one fires)
 #[asyncio::test(virtual_time)]
 async fn inner_times_out_then_outer_interrupts_the_next_sleep() {
     let clock = Clock::start();

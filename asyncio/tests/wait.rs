@@ -64,7 +64,8 @@ async fn tasks_finishing_before_the_waiter_resumes_are_done_too() {
     assert_eq!((done.len(), pending.len()), (2, 0));
 }
 
-// test_tasks: test_wait_first_exception (a panic is a task's exception)
+// test_tasks: test_wait_first_exception_in_wait (a panic during the wait
+// is a task's exception)
 #[asyncio::test(virtual_time)]
 async fn first_exception_stops_at_a_panic() {
     let clock = Clock::start();
@@ -86,8 +87,8 @@ async fn first_exception_stops_at_a_panic() {
     bad.cancel(); // retrieve the panic: wait never raises it
 }
 
-// test_tasks: test_wait_first_exception_in_wait (an Err output and a
-// cancelled task are not exceptions: wait goes on to the end)
+// Not in test_tasks: for FIRST_EXCEPTION, an Err output and a cancelled
+// task are not exceptions: wait goes on to the end
 #[asyncio::test(virtual_time)]
 async fn first_exception_ignores_err_outputs_and_cancellations() {
     let clock = Clock::start();
