@@ -630,6 +630,24 @@ async fn next_await(log: &Log) -> R<()> {
     }
 }
 
+/// Logs how a group expected to fail failed, with the parent's
+/// `cancelling()` level right after.
+fn push_group_failure<T: std::fmt::Debug>(log: &Log, r: Result<T, TaskGroupError<Error>>) {
+    let failures = names(&r.unwrap_err());
+    let cancelling = current_task().unwrap().cancelling();
+    push(log, format!("group: {failures:?} cancelling={cancelling}"));
+}
+
+/// Cancels `parent` from outside 100 ms in, while it is still running,
+/// and waits for it to end with an error.
+async fn cancel_from_outside<T: std::fmt::Debug + 'static>(parent: &mut asyncio::Task<R<T>>) {
+    sleep(ms(100)).await.unwrap();
+    assert!(!parent.done());
+    parent.cancel();
+    let out = parent.await;
+    assert!(out.is_err(), "{out:?}");
+}
+
 // test_taskgroups: test_taskgroup_08 (the parent is cancelled from outside
 // and every child fails in its cleanup: the failures win over the
 // cancellation, which is delivered again at the parent's next await)
@@ -659,10 +677,7 @@ async fn children_failing_in_their_cleanup_outweigh_an_outside_cancel() {
         );
         next_await(&l).await
     });
-    sleep(ms(100)).await.unwrap();
-    assert!(!parent.done());
-    parent.cancel();
-    assert!((&mut parent).await.is_err());
+    cancel_from_outside(&mut parent).await;
     assert!(parent.cancelled());
     assert_eq!(
         take(&log),
@@ -777,20 +792,10 @@ async fn a_child_failure_during_the_bodys_cleanup_wins_over_the_cancel() {
             Ok::<_, Error>(())
         })
         .await;
-        push(
-            &l,
-            format!(
-                "group: {:?} cancelling={}",
-                names(&r.unwrap_err()),
-                current_task().unwrap().cancelling()
-            ),
-        );
+        push_group_failure(&l, r);
         next_await(&l).await
     });
-    sleep(ms(100)).await.unwrap();
-    assert!(!parent.done());
-    parent.cancel();
-    assert!((&mut parent).await.is_err());
+    cancel_from_outside(&mut parent).await;
     assert_eq!(
         take(&log),
         [
@@ -819,20 +824,10 @@ async fn a_body_replacing_the_outside_cancel_with_an_error_fails_the_group() {
             Ok::<_, Error>(())
         })
         .await;
-        push(
-            &l,
-            format!(
-                "group: {:?} cancelling={}",
-                names(&r.unwrap_err()),
-                current_task().unwrap().cancelling()
-            ),
-        );
+        push_group_failure(&l, r);
         next_await(&l).await
     });
-    sleep(ms(100)).await.unwrap();
-    assert!(!parent.done());
-    parent.cancel();
-    assert!((&mut parent).await.is_err());
+    cancel_from_outside(&mut parent).await;
     assert_eq!(
         take(&log),
         [
@@ -958,14 +953,7 @@ async fn an_outside_cancel_in_the_turn_of_a_child_failure() {
             panic!("the sleep in the group should have been cancelled");
         })
         .await;
-        push(
-            &l,
-            format!(
-                "group: {:?} cancelling={}",
-                names(&r.unwrap_err()),
-                current_task().unwrap().cancelling()
-            ),
-        );
+        push_group_failure(&l, r);
         next_await(&l).await
     });
     event.wait().await.unwrap();
@@ -1033,20 +1021,10 @@ async fn a_nested_groups_cleanup_failures_outweigh_an_outside_cancel() {
             Ok::<_, Error>(())
         })
         .await;
-        push(
-            &l,
-            format!(
-                "group: {:?} cancelling={}",
-                names(&r.unwrap_err()),
-                current_task().unwrap().cancelling()
-            ),
-        );
+        push_group_failure(&l, r);
         next_await(&l).await
     });
-    sleep(ms(100)).await.unwrap();
-    assert!(!parent.done());
-    parent.cancel();
-    assert!((&mut parent).await.is_err());
+    cancel_from_outside(&mut parent).await;
     assert!(parent.cancelled());
     assert_eq!(
         take(&log),
