@@ -86,17 +86,20 @@ async fn named_lazy_task_runs_on_a_later_turn() {
     assert_eq!(*l.borrow(), ["parent", "child"]);
 }
 
-// new: an eager task cancelled while suspended after its eager step behaves
-// like any task.
+// test_eager_task_factory: test_cancellation_after_eager_step_blocks (an
+// eager task cancelled while suspended after its eager step behaves like
+// any task; the awaiter's error carries the message)
 #[asyncio::test(virtual_time)]
 async fn eager_task_can_be_cancelled_after_its_first_step() {
     let mut t = Task::builder().eager_start(true).spawn(async {
         sleep(Duration::from_secs(10)).await?;
-        Ok::<_, asyncio::CancelledError>(())
+        Ok::<_, asyncio::CancelledError>("finished after blocking")
     });
     assert!(!t.done());
-    assert!(t.cancel());
-    assert!((&mut t).await.is_err());
+    assert!(t.cancel_with("cancellation message"));
+    assert!(t.cancelling() > 0);
+    let err = (&mut t).await.unwrap_err();
+    assert_eq!(err.message(), Some("cancellation message"));
     assert!(t.cancelled());
 }
 

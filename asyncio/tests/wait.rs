@@ -87,6 +87,29 @@ async fn first_exception_stops_at_a_panic() {
     bad.cancel(); // retrieve the panic: wait never raises it
 }
 
+// test_tasks: test_wait_first_exception (the task already failed when the
+// wait starts: it returns at once)
+#[asyncio::test(virtual_time)]
+async fn first_exception_returns_at_once_for_a_task_that_already_failed() {
+    let clock = Clock::start();
+    let slow = sleeper(10);
+    let bad: Task<()> = create_task(async { panic!("err") });
+    checkpoint().await.unwrap(); // both take their first step; `bad` panics
+    assert!(bad.panicked());
+    let (done, pending) = wait(
+        [bad.task_ref(), slow.task_ref()],
+        None,
+        ReturnWhen::FirstException,
+    )
+    .await
+    .unwrap();
+    assert_eq!(clock.elapsed(), secs(0));
+    assert_eq!((done.len(), pending.len()), (1, 1));
+    assert!(done[0] == bad.task_ref());
+    assert!(pending[0] == slow.task_ref() && !slow.done());
+    bad.cancel(); // retrieve the panic: wait never raises it
+}
+
 // Not in test_tasks: for FIRST_EXCEPTION, an Err output and a cancelled
 // task are not exceptions: wait goes on to the end
 #[asyncio::test(virtual_time)]
