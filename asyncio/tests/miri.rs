@@ -1,8 +1,10 @@
 //! The subset CI runs under Miri: the task's hand-managed memory
 //! (`task/raw.rs`: the pinned future, the local and atomic reference
-//! counts, the waker that crosses threads) and the running-loop pointer of
-//! `runtime/context.rs`, which every test here goes through. Kept small so
-//! Miri finishes quickly; it runs as a normal test too.
+//! counts, the waker that crosses threads), the running-loop pointer of
+//! `runtime/context.rs` and the in-flight table's split cell
+//! (`util/split_cell.rs`, borrowed at every suspension), which every test
+//! here goes through. Kept small so Miri finishes quickly; it runs as a
+//! normal test too.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -333,5 +335,29 @@ fn a_cancel_during_a_bare_yield_comes_out_of_it() {
             let out = t.await;
             // The first yield's error was handled; the second yield completed.
             assert!(matches!(out, Ok(Ok(()))), "{out:?}");
+        });
+}
+
+/// Two checkpoints in flight at once in one task (the in-flight table in
+/// its boxed form, borrowed through `util/split_cell.rs`) both receive one
+/// cancel, and both return it.
+#[test]
+fn a_cancel_reaches_two_checkpoints_in_flight_in_one_task() {
+    asyncio::Runner::builder()
+        .virtual_time(true)
+        .build()
+        .run(async {
+            let t = asyncio::create_task(async {
+                let (a, b) = futures::join!(
+                    asyncio::sleep(Duration::from_secs(10)),
+                    asyncio::sleep(Duration::from_secs(20)),
+                );
+                (a.is_err(), b.is_err())
+            });
+            asyncio::sleep(Duration::ZERO).await.unwrap(); // both suspend
+            assert!(t.cancel());
+            let out = t.await;
+            // Both errors were dropped inside the task: it returned a value.
+            assert!(matches!(out, Ok((true, true))), "{out:?}");
         });
 }

@@ -12,6 +12,7 @@ use super::delivery::{
 };
 use super::error::{CancelledError, TokenInner};
 use super::scope::{in_root_scope, innermost_scope, ScopeRef};
+use super::state::Bit;
 use crate::task::{current_task_obj, with_current_task, TaskRef};
 
 /// A borrowed `Forward`, so that re-polling an await does not clone it.
@@ -102,8 +103,8 @@ impl Checkpoint {
     fn raise_plain(&mut self) -> Option<CancelledError> {
         let (task, key) = self.reg.take()?;
         let state = task.cancel_state();
-        state.plain.set(false);
-        let entry = state.inflight.borrow_mut().remove(key);
+        state.bit(Bit::Plain).set(false);
+        let entry = state.inflight_mut().remove(key);
         drop(entry);
         Some(state.root_error(None))
     }
@@ -116,7 +117,7 @@ impl Checkpoint {
 
     fn with_entry<R>(&self, f: impl FnOnce(&Inflight) -> R) -> Option<R> {
         let (task, key) = self.reg.as_ref()?;
-        let inflight = task.cancel_state().inflight.borrow();
+        let inflight = task.cancel_state().inflight();
         inflight.get(*key).map(f)
     }
 
@@ -130,7 +131,7 @@ impl Checkpoint {
             return true;
         };
         let foreign = {
-            let inflight = task.cancel_state().inflight.borrow();
+            let inflight = task.cancel_state().inflight();
             let Some(entry) = inflight.get(*key) else {
                 return true;
             };
@@ -151,7 +152,7 @@ impl Checkpoint {
         let Some((task, key)) = &self.reg else {
             return false;
         };
-        let mut inflight = task.cancel_state().inflight.borrow_mut();
+        let mut inflight = task.cancel_state().inflight_mut();
         let Some(d) = inflight.get_mut(*key).and_then(Inflight::delivery_mut) else {
             return false;
         };
@@ -182,8 +183,7 @@ impl Checkpoint {
         }
         // One look at the entry: delivered and not forwarded.
         let raise = state
-            .inflight
-            .borrow()
+            .inflight()
             .get(*key)
             .is_some_and(|e| e.delivery().is_some_and(|d| !d.forwarded));
         if !raise {
@@ -253,8 +253,7 @@ impl Checkpoint {
             let state = task.cancel_state();
             let delivered = state.plain_at(*key)
                 || state
-                    .inflight
-                    .borrow()
+                    .inflight()
                     .get(*key)
                     .is_some_and(|e| e.delivery().is_some());
             if delivered {
@@ -264,7 +263,7 @@ impl Checkpoint {
         match f(cx) {
             Poll::Ready(v) => {
                 if let Some((task, key)) = self.reg.take() {
-                    let entry = task.cancel_state().inflight.borrow_mut().remove(key);
+                    let entry = task.cancel_state().inflight_mut().remove(key);
                     // Settled and dropped outside the borrow (a foreign
                     // waker may run code).
                     if let Some(d) = entry.and_then(Inflight::into_delivery) {
@@ -410,7 +409,7 @@ impl Checkpoint {
         forward: Option<&ForwardRef<'_>>,
     ) -> usize {
         let entry = Inflight::new(&task, cx.waker(), scope, forward);
-        let key = task.cancel_state().inflight.borrow_mut().insert(entry);
+        let key = task.cancel_state().inflight_mut().insert(entry);
         self.reg = Some((task, key));
         key
     }
@@ -434,7 +433,7 @@ impl Checkpoint {
         let scope = innermost_scope();
         let key = match &self.reg {
             Some((_, key)) => {
-                let mut inflight = task.cancel_state().inflight.borrow_mut();
+                let mut inflight = task.cancel_state().inflight_mut();
                 let entry = inflight.get_mut(*key).expect("registered checkpoint");
                 entry.scope = scope.clone();
                 entry.refresh_waker(&task, cx.waker());
@@ -494,7 +493,7 @@ impl Checkpoint {
         let direct = zero && taken.iter().any(|r| !is_zero(r));
         let wakes_itself = forward.as_ref().is_some_and(ForwardRef::wakes_itself);
         let accepted = forward.is_some_and(|f| f.cancel(msg)) && !direct;
-        if let Some(entry) = state.inflight.borrow_mut().get_mut(key) {
+        if let Some(entry) = state.inflight_mut().get_mut(key) {
             entry.set_delivery(Delivery {
                 token,
                 requests: taken.into(),
@@ -532,10 +531,10 @@ impl Checkpoint {
         if !std::thread::panicking() {
             self.release();
         } else if let Some((task, key)) = self.reg.take() {
-            if let Ok(mut inflight) = task.cancel_state().inflight.try_borrow_mut() {
+            if let Some(mut inflight) = task.cancel_state().try_inflight_mut() {
                 inflight.remove(key);
                 if key == 0 {
-                    task.cancel_state().plain.set(false);
+                    task.cancel_state().bit(Bit::Plain).set(false);
                 }
             }
         }
@@ -547,7 +546,7 @@ impl Checkpoint {
         if key == 0 {
             materialize_plain(&task);
         }
-        let entry = task.cancel_state().inflight.borrow_mut().remove(key);
+        let entry = task.cancel_state().inflight_mut().remove(key);
         Some((task, entry.and_then(Inflight::into_delivery)))
     }
 }

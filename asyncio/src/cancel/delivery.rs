@@ -12,6 +12,7 @@ use std::task::Waker;
 use super::checkpoint::ForwardRef;
 use super::error::{Token, TokenInner};
 use super::scope::{inside, ScopeNode, ScopeRef};
+use super::state::Bit;
 use crate::task::TaskRef;
 use crate::util::small::OneOrMany;
 
@@ -271,7 +272,7 @@ impl Inflight {
 pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option<Arc<str>>) {
     let state = task.cancel_state();
     let scope: ScopeRef = scope.cloned();
-    if state.delivering.get() {
+    if state.bit(Bit::Delivering).get() {
         // A forwarding cycle came back to us: the first pass already
         // reached every checkpoint.
         return;
@@ -286,7 +287,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
     let mut to_wake: OneOrMany<Option<Waker>> = OneOrMany::None;
     let mut to_forward: OneOrMany<(usize, Forward)> = OneOrMany::None;
     {
-        let mut inflight = state.inflight.borrow_mut();
+        let mut inflight = state.inflight_mut();
         let holders = inflight
             .iter_mut()
             .filter(|(_, e)| inside(&e.scope, &scope))
@@ -360,11 +361,11 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
         state.list_for(&scope, token);
         state.list_any(token);
     }
-    state.delivering.set(true);
+    state.bit(Bit::Delivering).set(true);
     to_forward.drain_each(|(key, target)| {
         let target = target.as_ref();
         let accepted = target.cancel(msg.clone());
-        let mut inflight = state.inflight.borrow_mut();
+        let mut inflight = state.inflight_mut();
         if let Some(entry) = inflight.get_mut(key) {
             if let Some(d) = entry.delivery_mut() {
                 d.forwarded = accepted;
@@ -374,7 +375,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
             }
         }
     });
-    state.delivering.set(false);
+    state.bit(Bit::Delivering).set(false);
     to_wake.drain_each(|w| match w {
         None => task.0.waker().wake_by_ref(),
         Some(w) => w.wake(),
@@ -385,7 +386,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
 /// request on the root scope of a suspended task whose one in-flight
 /// checkpoint (key 0) waits in the root scope, through the task's own
 /// waker, for no awaited task, with nothing delivered yet. It is recorded
-/// as [`CancelState::plain`](super::state::CancelState::plain) and the
+/// as [`Bit::Plain`] and the
 /// task is woken; the checkpoint raises it with a root token when next
 /// polled ([`Checkpoint::raise_plain`](super::checkpoint::Checkpoint::raise_plain)),
 /// and any other look at the entry first makes it the [`Delivery`] the
@@ -394,11 +395,11 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
 /// earlier. Returns whether the request was taken this way.
 fn deliver_plain(task: &TaskRef) -> bool {
     let state = task.cancel_state();
-    if state.plain.get() {
+    if state.bit(Bit::Plain).get() {
         return false;
     }
     {
-        let inflight = state.inflight.borrow();
+        let inflight = state.inflight();
         let Some(only) = inflight.sole() else {
             return false;
         };
@@ -407,7 +408,7 @@ fn deliver_plain(task: &TaskRef) -> bool {
             return false;
         }
     }
-    state.plain.set(true);
+    state.bit(Bit::Plain).set(true);
     task.0.waker().wake_by_ref();
     true
 }
@@ -416,14 +417,14 @@ fn deliver_plain(task: &TaskRef) -> bool {
 /// general path would have made, before anything else looks at it.
 pub(super) fn materialize_plain(task: &TaskRef) {
     let state = task.cancel_state();
-    if !state.plain.get() {
+    if !state.bit(Bit::Plain).get() {
         return;
     }
-    state.plain.set(false);
+    state.bit(Bit::Plain).set(false);
     let token = TokenInner::new(None);
     state.list_root(&token);
     state.list_any(&token);
-    if let Some(entry) = state.inflight.borrow_mut().get_mut(0) {
+    if let Some(entry) = state.inflight_mut().get_mut(0) {
         entry.set_delivery(Delivery {
             token,
             requests: OneOrMany::One(ReqRef::Sole(Request {
@@ -445,7 +446,7 @@ pub(super) fn materialize_plain(task: &TaskRef) {
 /// asyncio would still hold as `_must_cancel` (see `Request::soft`).
 pub(crate) fn withdraw_soft(task: &TaskRef) {
     let state = task.cancel_state();
-    let mut inflight = state.inflight.borrow_mut();
+    let mut inflight = state.inflight_mut();
     for (_, entry) in inflight.iter_mut() {
         let Some(d) = entry.delivery_mut() else {
             continue;

@@ -2,14 +2,15 @@
 //! header) and the books of tokens kept for the liveness rules. See the
 //! [cancel module doc](super) for the model.
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, OnceCell};
 use std::sync::{Arc, Weak};
 
 use super::delivery::Inflight;
 use super::error::{CancelledError, Token, TokenInner};
 use super::scope::{innermost_scope, ScopeRef};
-use crate::task::cell::Extras;
+use crate::task::cell::{Extras, Lent};
 use crate::util::small::{cloned, InlineSlab, OneOrMany};
+use crate::util::split_cell::{BorrowFlag, SplitCell, SplitRef, SplitRefMut};
 
 /// What a task keeps once it has been cancelled at least once.
 #[derive(Default)]
@@ -51,29 +52,74 @@ struct Cold {
 }
 
 /// The cancellation half of a task header.
+///
+/// 56 bytes: its count, its flags (one bit each), the in-flight table's
+/// borrow flag and the header's two [`Lent`] bytes share one word; the
+/// in-flight table is a [`SplitCell`], a `RefCell` without a word-sized
+/// flag of its own.
 pub(crate) struct CancelState {
     /// `cancelling()`: requests made and not taken back.
     count: Cell<u32>,
-    /// A request on the root scope that no checkpoint has taken yet
-    /// (asyncio's `_must_cancel`); its message is in `books`.
-    pending: Cell<bool>,
-    pub(super) inflight: RefCell<InlineSlab<Inflight>>,
+    /// The [`Bit`]s.
+    bits: Cell<u8>,
+    /// [`CancelState::inflight`]'s borrow flag.
+    inflight_flag: BorrowFlag,
+    /// The header's end and flags, kept in this word's spare bytes.
+    lent: Lent,
+    /// The task's suspended checkpoints: read and edit it through
+    /// [`CancelState::inflight`] and [`CancelState::inflight_mut`].
+    inflight: SplitCell<InlineSlab<Inflight>>,
     /// The task's first root token, kept here rather than in the books
     /// (see [`CancelState::list_root`]): a task cancelled once, the common
-    /// case, allocates no books.
+    /// case, allocates no books. [`Bit::Rooted`] says whether it is set.
     first_root: Cell<Option<Token>>,
-    /// `first_root.is_some()`, readable without taking the token out: the
-    /// question every task completion asks.
-    rooted: Cell<bool>,
     /// The task's cancel books (allocated at its first cancellation) and
     /// its [`Extras`]: one box for all that most tasks never need.
     cold: OnceCell<Box<Cold>>,
+}
+
+/// A task's cancel flags, one bit each of [`CancelState`]'s `bits`.
+#[derive(Clone, Copy)]
+pub(super) enum Bit {
+    /// A request on the root scope that no checkpoint has taken yet
+    /// (asyncio's `_must_cancel`); its message is in the books.
+    Pending = 1,
+    /// The first root token is set: readable without taking the token
+    /// out, the question every task completion asks.
+    Rooted = 2,
     /// Re-entrancy guard for forwarding cycles (a awaits b awaits a).
-    pub(super) delivering: Cell<bool>,
+    Delivering = 4,
     /// A plain request was delivered to the in-flight entry at key 0 and
     /// has no [`Delivery`](super::delivery::Delivery) of its own yet (see
     /// `deliver_plain`).
-    pub(super) plain: Cell<bool>,
+    Plain = 8,
+}
+
+/// One of [`CancelState`]'s [`Bit`]s, read and written as a `Cell<bool>`.
+pub(super) struct BitRef<'a> {
+    bits: &'a Cell<u8>,
+    mask: u8,
+}
+
+impl BitRef<'_> {
+    #[inline]
+    pub(super) fn get(&self) -> bool {
+        self.bits.get() & self.mask != 0
+    }
+
+    #[inline]
+    pub(super) fn set(&self, on: bool) {
+        let rest = self.bits.get() & !self.mask;
+        self.bits.set(if on { rest | self.mask } else { rest });
+    }
+
+    /// Sets the bit and returns what it was.
+    #[inline]
+    pub(super) fn replace(&self, on: bool) -> bool {
+        let was = self.get();
+        self.set(on);
+        was
+    }
 }
 
 /// A list of tokens kept for the liveness rules. It holds them weakly: a
@@ -140,14 +186,57 @@ impl CancelState {
     pub(crate) fn new() -> CancelState {
         CancelState {
             count: Cell::new(0),
-            pending: Cell::new(false),
-            inflight: RefCell::new(InlineSlab::new()),
+            bits: Cell::new(0),
+            inflight_flag: BorrowFlag::new(),
+            lent: Lent::new(),
+            inflight: SplitCell::new(InlineSlab::new()),
             first_root: Cell::new(None),
-            rooted: Cell::new(false),
             cold: OnceCell::new(),
-            delivering: Cell::new(false),
-            plain: Cell::new(false),
         }
+    }
+
+    /// One of the task's cancel flags.
+    #[inline]
+    pub(super) fn bit(&self, bit: Bit) -> BitRef<'_> {
+        BitRef {
+            bits: &self.bits,
+            mask: bit as u8,
+        }
+    }
+
+    fn pending(&self) -> BitRef<'_> {
+        self.bit(Bit::Pending)
+    }
+
+    fn rooted(&self) -> BitRef<'_> {
+        self.bit(Bit::Rooted)
+    }
+
+    /// The header's bytes kept here (see [`Lent`]).
+    #[inline]
+    pub(crate) fn lent(&self) -> &Lent {
+        &self.lent
+    }
+
+    /// The in-flight table, shared (`RefCell::borrow`'s rules).
+    #[inline]
+    pub(super) fn inflight(&self) -> SplitRef<'_, InlineSlab<Inflight>> {
+        // SAFETY: `inflight_flag` is this cell's one flag, and only these
+        // three accessors borrow the cell.
+        unsafe { self.inflight.borrow(&self.inflight_flag) }
+    }
+
+    /// The in-flight table, exclusive (`RefCell::borrow_mut`'s rules).
+    #[inline]
+    pub(super) fn inflight_mut(&self) -> SplitRefMut<'_, InlineSlab<Inflight>> {
+        // SAFETY: as in `inflight`.
+        unsafe { self.inflight.borrow_mut(&self.inflight_flag) }
+    }
+
+    /// The in-flight table, exclusive, or `None` while it is borrowed.
+    pub(super) fn try_inflight_mut(&self) -> Option<SplitRefMut<'_, InlineSlab<Inflight>>> {
+        // SAFETY: as in `inflight`.
+        unsafe { self.inflight.try_borrow_mut(&self.inflight_flag) }
     }
 
     pub(crate) fn cancelling(&self) -> u32 {
@@ -177,7 +266,7 @@ impl CancelState {
     /// in-flight entry `key`.
     #[inline]
     pub(super) fn plain_at(&self, key: usize) -> bool {
-        key == 0 && self.plain.get()
+        key == 0 && self.bit(Bit::Plain).get()
     }
 
     fn books(&self) -> &RootBooks {
@@ -201,7 +290,7 @@ impl CancelState {
 
     /// Takes the pending root request, if any, with its message.
     pub(super) fn take_pending(&self) -> Option<Option<Arc<str>>> {
-        if !self.pending.replace(false) {
+        if !self.pending().replace(false) {
             return None;
         }
         Some(self.books_if_any().and_then(|b| b.pending_msg.take()))
@@ -209,12 +298,12 @@ impl CancelState {
 
     /// Whether a root request is waiting for a checkpoint.
     pub(crate) fn root_pending(&self) -> bool {
-        self.pending.get()
+        self.pending().get()
     }
 
     /// The message of the pending root request, if any.
     pub(crate) fn pending_message(&self) -> Option<Arc<str>> {
-        if !self.pending.get() {
+        if !self.pending().get() {
             return None;
         }
         cloned(&self.books_if_any()?.pending_msg)
@@ -224,7 +313,7 @@ impl CancelState {
     /// future completed while still being cancelled.
     #[inline]
     pub(crate) fn live_cancellation(&self) -> Option<Option<Arc<str>>> {
-        if !self.rooted.get() && self.cold.get().is_none() {
+        if !self.rooted().get() && self.cold.get().is_none() {
             return None;
         }
         self.live_cancellation_listed()
@@ -246,7 +335,7 @@ impl CancelState {
     /// Runs `f` on the task's first root token, if it has one.
     #[inline]
     fn with_first_root<R>(&self, f: impl FnOnce(Option<&Token>) -> R) -> R {
-        if !self.rooted.get() {
+        if !self.rooted().get() {
             return f(None);
         }
         let first = self.first_root.take();
@@ -257,7 +346,7 @@ impl CancelState {
 
     fn set_first_root(&self, token: Token) {
         self.first_root.set(Some(token));
-        self.rooted.set(true);
+        self.rooted().set(true);
     }
 
     /// Whether `token` is the task's first root token.
@@ -277,7 +366,7 @@ impl CancelState {
     /// first such token is kept in line, and counts as listed among all the
     /// task's tokens too (every root token is); the books hold the rest.
     pub(super) fn list_root(&self, token: &Token) {
-        if !self.rooted.get() {
+        if !self.rooted().get() {
             self.set_first_root(token.clone());
         } else if !self.is_first_root(token) {
             self.books().root_tokens.push(token);
@@ -327,7 +416,7 @@ impl CancelState {
     /// awaiting cancelled tasks one after another makes two tokens, not one
     /// per error.
     pub(crate) fn root_error(&self, msg: Option<Arc<str>>) -> CancelledError {
-        if !self.rooted.get() {
+        if !self.rooted().get() {
             let err = CancelledError::fresh(msg);
             self.set_first_root(err.token().clone());
             return err;
@@ -375,7 +464,7 @@ impl CancelState {
     pub(super) fn set_pending(&self, scope: &ScopeRef, msg: Option<Arc<str>>) {
         match scope {
             None => {
-                if !self.pending.replace(true) && msg.is_some() {
+                if !self.pending().replace(true) && msg.is_some() {
                     self.books().pending_msg.set(msg);
                 }
             }
@@ -387,14 +476,14 @@ impl CancelState {
     /// with nothing in flight and nothing pending.
     #[inline]
     pub(crate) fn clear(&self) {
-        self.plain.set(false);
-        if !self.inflight.borrow().is_empty() {
+        self.bit(Bit::Plain).set(false);
+        if !self.inflight().is_empty() {
             self.clear_inflight();
         }
-        if self.pending.get() {
+        if self.pending().get() {
             self.take_pending();
         }
-        if self.rooted.replace(false) {
+        if self.rooted().replace(false) {
             drop(self.first_root.take());
         }
         if let Some(cold) = self.cold.get() {
@@ -403,14 +492,22 @@ impl CancelState {
     }
 
     fn clear_inflight(&self) {
-        let entries = self.inflight.borrow_mut().drain();
+        let entries = self.inflight_mut().drain();
         drop(entries);
     }
 }
 
 #[cfg(all(test, target_pointer_width = "64"))]
 mod tests {
-    use super::Cold;
+    use super::{CancelState, Cold};
+
+    /// Every task header holds one: its size is memory per task. 56 bytes
+    /// only while the count, the bits, the borrow flag and the lent bytes
+    /// share a word.
+    #[test]
+    fn the_cancel_state_stays_at_56_bytes() {
+        assert_eq!(std::mem::size_of::<CancelState>(), 56);
+    }
 
     /// A task cancelled more than once, or with a message, or named,
     /// allocates its `Cold` box: its size is memory per such task. Growing

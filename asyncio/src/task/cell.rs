@@ -204,28 +204,57 @@ pub(crate) struct PanicInfo {
 }
 
 /// Everything about a task that does not depend on its future's type.
+///
+/// Its `end` and `flags` are kept in the cancel state's last word (see
+/// [`Lent`]): 80 bytes, where fields of its own would make 96.
 pub(crate) struct Header {
     pub(crate) id: u64,
     pub(crate) cancel: CancelState,
-    end: Cell<End>,
-    pub(crate) flags: Flags,
     pub(crate) waiters: Waiters,
-    pub(crate) next_waiter: Cell<u32>,
+}
+
+/// The header's two one-byte states, stored inside its [`CancelState`],
+/// whose last word has room for them beside its own count and flags (a
+/// struct's padding cannot be shared across a field boundary, so as fields
+/// of the header they would take a word of their own).
+pub(crate) struct Lent {
+    end: Cell<End>,
+    flags: Flags,
+}
+
+impl Lent {
+    pub(crate) const fn new() -> Lent {
+        Lent {
+            end: Cell::new(End::Running),
+            flags: Flags(Cell::new(Flag::HandleAlive as u8)),
+        }
+    }
 }
 
 impl Header {
     pub(crate) fn is_done(&self) -> bool {
-        self.end.get() != End::Running
+        self.end() != End::Running
     }
 
     /// How the task ended, or `End::Running`.
+    #[inline]
     pub(crate) fn end(&self) -> End {
-        self.end.get()
+        self.cancel.lent().end.get()
+    }
+
+    fn set_end(&self, end: End) {
+        self.cancel.lent().end.set(end);
+    }
+
+    /// The task's yes/no states.
+    #[inline]
+    pub(crate) fn flags(&self) -> &Flags {
+        &self.cancel.lent().flags
     }
 
     /// The message of the cancellation that ended the task, if any.
     pub(crate) fn cancel_message(&self) -> Option<Arc<str>> {
-        if self.end.get() != End::Cancelled {
+        if self.end() != End::Cancelled {
             return None;
         }
         self.cancel.extras_if_any()?.cancel_msg()
@@ -233,7 +262,7 @@ impl Header {
 
     /// The message of the panic that ended the task, if it panicked.
     pub(crate) fn panic_message(&self) -> Option<String> {
-        if self.end.get() != End::Panicked {
+        if self.end() != End::Panicked {
             return None;
         }
         self.cancel
@@ -253,7 +282,7 @@ impl Header {
     }
 
     pub(crate) fn is_running(&self) -> bool {
-        self.flags.get(Flag::Running)
+        self.flags().get(Flag::Running)
     }
 
     /// A fresh header (the task finds its loop by the id in its block:
@@ -263,10 +292,7 @@ impl Header {
         Header {
             id: next_task_id(),
             cancel: CancelState::new(),
-            end: Cell::new(End::Running),
-            flags: Flags(Cell::new(Flag::HandleAlive as u8)),
             waiters: Waiters(Cell::new(OneOrMany::None)),
-            next_waiter: Cell::new(0),
         }
     }
 }
@@ -305,7 +331,7 @@ fn finish<F: Future>(task: &RawTask, stage: StageRef<'_, F>, lp: &Loop, ending: 
             })));
             // A new panic is a new error to retrieve, whatever happened to
             // an earlier `cancel()` (asyncio re-arms the flag the same way).
-            h.flags.set(Flag::Retrieved, false);
+            h.flags().set(Flag::Retrieved, false);
             (End::Panicked, None)
         }
     };
@@ -313,7 +339,7 @@ fn finish<F: Future>(task: &RawTask, stage: StageRef<'_, F>, lp: &Loop, ending: 
         h.extras().cancel_msg.set(cancel_msg);
     }
     let panicked = end == End::Panicked;
-    h.end.set(end);
+    h.set_end(end);
     h.cancel.clear();
     task.mark_done();
     lp.unregister(task.key());
@@ -330,8 +356,8 @@ fn finish<F: Future>(task: &RawTask, stage: StageRef<'_, F>, lp: &Loop, ending: 
             lp.call_soon(Box::new(move || cb(&t)));
         }
     });
-    if panicked && !h.flags.get(Flag::HandleAlive) {
-        h.flags.set(Flag::Retrieved, true);
+    if panicked && !h.flags().get(Flag::HandleAlive) {
+        h.flags().set(Flag::Retrieved, true);
         lp.report(
             format!(
                 "Task exception was never retrieved: {}",
@@ -360,15 +386,15 @@ pub(crate) fn run<F: Future>(task: &RawTask, stage: StageRef<'_, F>, lp: &Loop) 
     if h.is_done() {
         return;
     }
-    if !h.flags.get(Flag::Started) {
+    if !h.flags().get(Flag::Started) {
         if h.cancel.root_pending() {
             // Cancelled before its first step: the body never runs.
             finish(task, stage, lp, Ending::Cancelled);
             return;
         }
-        h.flags.set(Flag::Started, true);
+        h.flags().set(Flag::Started, true);
     }
-    h.flags.set(Flag::Running, true);
+    h.flags().set(Flag::Running, true);
     debug_assert!(
         crate::cancel::scope::in_root_scope(),
         "a cancel scope leaked into the next task step"
@@ -379,10 +405,10 @@ pub(crate) fn run<F: Future>(task: &RawTask, stage: StageRef<'_, F>, lp: &Loop) 
         let mut cx = Context::from_waker(&waker);
         stage.poll(&mut cx)
     };
-    h.flags.set(Flag::Running, false);
+    h.flags().set(Flag::Running, false);
     match res {
         Ok(Poll::Pending) => {
-            if h.flags.get(Flag::AbortRequested) {
+            if h.flags().get(Flag::AbortRequested) {
                 finish(task, stage, lp, Ending::Cancelled);
             }
         }
@@ -398,11 +424,11 @@ pub(crate) fn abort<F: Future>(task: &RawTask, stage: StageRef<'_, F>) {
     if h.is_done() {
         return;
     }
-    if h.flags.get(Flag::Running) {
-        h.flags.set(Flag::AbortRequested, true);
+    if h.flags().get(Flag::Running) {
+        h.flags().set(Flag::AbortRequested, true);
         return;
     }
-    if h.flags.get(Flag::StageBusy) {
+    if h.flags().get(Flag::StageBusy) {
         // Reached from the drop of its own future as the task finishes
         // (a guard aborting its task): it is ending already.
         return;
@@ -426,7 +452,7 @@ pub(crate) fn take_outcome<F: Future>(
     stage: StageRef<'_, F>,
 ) -> Outcome<F::Output> {
     let h = task.header();
-    match h.end.get() {
+    match h.end() {
         End::Running => Outcome::Pending,
         End::Value => match stage.take_output() {
             Some(v) => Outcome::Value(v),
@@ -434,7 +460,7 @@ pub(crate) fn take_outcome<F: Future>(
         },
         End::Cancelled => Outcome::Cancelled(h.cancel_message()),
         End::Panicked => {
-            h.flags.set(Flag::Retrieved, true);
+            h.flags().set(Flag::Retrieved, true);
             let (payload, msg) = h.extras().with_panic(|panic| {
                 let info = panic.as_mut().expect("a panicked task keeps its panic");
                 (info.payload.take(), info.msg.clone())

@@ -119,7 +119,7 @@ impl TaskRef {
 
     pub(crate) fn cancel_inner(&self, msg: Option<Arc<str>>) -> bool {
         let h = self.header();
-        h.flags.set(Flag::Retrieved, true);
+        h.flags().set(Flag::Retrieved, true);
         if h.is_done() {
             return false;
         }
@@ -188,7 +188,7 @@ impl TaskRef {
     /// The panic message if nobody retrieved the panic yet; marks it
     /// retrieved (it is being reported).
     pub(crate) fn take_unretrieved_panic(&self) -> Option<String> {
-        if self.header().flags.replace(Flag::Retrieved, true) {
+        if self.header().flags().replace(Flag::Retrieved, true) {
             None
         } else {
             self.panic_message()
@@ -229,8 +229,7 @@ impl TaskRef {
                     return;
                 }
             }
-            let new = h.next_waiter.get();
-            h.next_waiter.set(new.wrapping_add(1));
+            let new = next_await_id();
             waiters.push(waiter(new));
             *id = Some(new);
         })
@@ -330,14 +329,14 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         let task = self.obj.task();
         let h = task.header();
-        h.flags.set(Flag::HandleAlive, false);
-        if h.end() == End::Panicked && !h.flags.get(Flag::Retrieved) {
+        h.flags().set(Flag::HandleAlive, false);
+        if h.end() == End::Panicked && !h.flags().get(Flag::Retrieved) {
             // The loop is looked up only when there is a panic to report.
             let report = task
                 .panic_message()
                 .and_then(|m| Some((m, task.0.owning_loop()?)));
             if let Some((msg, lp)) = report {
-                h.flags.set(Flag::Retrieved, true);
+                h.flags().set(Flag::Retrieved, true);
                 lp.report(
                     format!("Task exception was never retrieved: {msg}"),
                     Some(task),
@@ -493,4 +492,20 @@ pub(crate) fn cancelled_here(msg: Option<Arc<str>>) -> CancelledError {
 /// A `CancelledError` raised by hand in the current task.
 pub(crate) fn current_raised_error(msg: Option<Arc<str>>) -> Option<CancelledError> {
     current_task_obj().map(|t| t.cancel_state().raised_error(msg))
+}
+
+/// A fresh id for an await of a task (how its waiter entry is found again
+/// to refresh or withdraw it). One counter per thread: ids need only tell
+/// apart the awaits registered on one task at a time, and a wrapped
+/// counter meets an id still in use only after four billion awaits while
+/// that one waits.
+fn next_await_id() -> u32 {
+    thread_local! {
+        static NEXT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    NEXT.with(|n| {
+        let id = n.get();
+        n.set(id.wrapping_add(1));
+        id
+    })
 }

@@ -527,7 +527,7 @@ unsafe fn stage<F: Future>(task: &RawTask) -> StageRef<'_, F> {
     StageRef {
         // SAFETY: as the caller guarantees, the block is a `RawCell<F>`.
         cell: unsafe { &task.ptr.cast::<RawCell<F>>().as_ref().stage },
-        flags: &task.header().flags,
+        flags: task.header().flags(),
     }
 }
 
@@ -638,12 +638,14 @@ mod tests {
     }
 
     /// Every task carries a `Head`, so its size is the runtime's memory per
-    /// task (a million sleeping tasks cost a million of them). 128 bytes
-    /// today; growing it needs a reason.
+    /// task (a million sleeping tasks cost a million of them). 112 bytes
+    /// today; growing it needs a reason. (malloc rounds a block to 16 bytes
+    /// with an 8-byte prefix: a spawned trivial task's block is 144 bytes,
+    /// a sleeping one's 192.)
     #[test]
-    fn a_task_head_stays_at_128_bytes() {
+    fn a_task_head_stays_at_112_bytes() {
         assert!(
-            size_of::<Head>() <= 128,
+            size_of::<Head>() <= 112,
             "Head is {} bytes",
             size_of::<Head>()
         );

@@ -1,5 +1,6 @@
 pub(crate) mod slab;
 pub(crate) mod small;
+pub(crate) mod split_cell;
 
 /// A small deterministic generator for randomized unit tests (xorshift64):
 /// each call returns a value below `n`. The same seed gives the same run.
