@@ -12,7 +12,7 @@ use super::delivery::{
 };
 use super::error::{CancelledError, TokenInner};
 use super::scope::{in_root_scope, innermost_scope, ScopeRef};
-use super::state::Bit;
+use super::state::CancelFlag;
 use crate::task::{current_task_obj, with_current_task, TaskRef};
 
 /// A borrowed `Forward`, so that re-polling an await does not clone it.
@@ -103,7 +103,7 @@ impl Checkpoint {
     fn raise_plain(&mut self) -> Option<CancelledError> {
         let (task, key) = self.reg.take()?;
         let state = task.cancel_state();
-        state.bit(Bit::Plain).set(false);
+        state.flags().set(CancelFlag::Plain, false);
         let entry = state.inflight_mut().remove(key);
         drop(entry);
         Some(state.root_error(None))
@@ -534,7 +534,7 @@ impl Checkpoint {
             if let Some(mut inflight) = task.cancel_state().try_inflight_mut() {
                 inflight.remove(key);
                 if key == 0 {
-                    task.cancel_state().bit(Bit::Plain).set(false);
+                    task.cancel_state().flags().set(CancelFlag::Plain, false);
                 }
             }
         }

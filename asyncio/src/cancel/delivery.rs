@@ -12,7 +12,7 @@ use std::task::Waker;
 use super::checkpoint::ForwardRef;
 use super::error::{Token, TokenInner};
 use super::scope::{inside, ScopeNode, ScopeRef};
-use super::state::Bit;
+use super::state::CancelFlag;
 use crate::task::TaskRef;
 use crate::util::small::OneOrMany;
 
@@ -272,7 +272,7 @@ impl Inflight {
 pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option<Arc<str>>) {
     let state = task.cancel_state();
     let scope: ScopeRef = scope.cloned();
-    if state.bit(Bit::Delivering).get() {
+    if state.flags().get(CancelFlag::Delivering) {
         // A forwarding cycle came back to us: the first pass already
         // reached every checkpoint.
         return;
@@ -361,7 +361,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
         state.list_for(&scope, token);
         state.list_any(token);
     }
-    state.bit(Bit::Delivering).set(true);
+    state.flags().set(CancelFlag::Delivering, true);
     to_forward.drain_each(|(key, target)| {
         let target = target.as_ref();
         let accepted = target.cancel(msg.clone());
@@ -375,7 +375,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
             }
         }
     });
-    state.bit(Bit::Delivering).set(false);
+    state.flags().set(CancelFlag::Delivering, false);
     to_wake.drain_each(|w| match w {
         None => task.0.waker().wake_by_ref(),
         Some(w) => w.wake(),
@@ -386,7 +386,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
 /// request on the root scope of a suspended task whose one in-flight
 /// checkpoint (key 0) waits in the root scope, through the task's own
 /// waker, for no awaited task, with nothing delivered yet. It is recorded
-/// as [`Bit::Plain`] and the
+/// as [`CancelFlag::Plain`] and the
 /// task is woken; the checkpoint raises it with a root token when next
 /// polled ([`Checkpoint::raise_plain`](super::checkpoint::Checkpoint::raise_plain)),
 /// and any other look at the entry first makes it the [`Delivery`] the
@@ -395,7 +395,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
 /// earlier. Returns whether the request was taken this way.
 fn deliver_plain(task: &TaskRef) -> bool {
     let state = task.cancel_state();
-    if state.bit(Bit::Plain).get() {
+    if state.flags().get(CancelFlag::Plain) {
         return false;
     }
     {
@@ -408,7 +408,7 @@ fn deliver_plain(task: &TaskRef) -> bool {
             return false;
         }
     }
-    state.bit(Bit::Plain).set(true);
+    state.flags().set(CancelFlag::Plain, true);
     task.0.waker().wake_by_ref();
     true
 }
@@ -417,10 +417,10 @@ fn deliver_plain(task: &TaskRef) -> bool {
 /// general path would have made, before anything else looks at it.
 pub(super) fn materialize_plain(task: &TaskRef) {
     let state = task.cancel_state();
-    if !state.bit(Bit::Plain).get() {
+    if !state.flags().get(CancelFlag::Plain) {
         return;
     }
-    state.bit(Bit::Plain).set(false);
+    state.flags().set(CancelFlag::Plain, false);
     let token = TokenInner::new(None);
     state.list_root(&token);
     state.list_any(&token);

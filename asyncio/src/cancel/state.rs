@@ -9,6 +9,7 @@ use super::delivery::Inflight;
 use super::error::{CancelledError, Token, TokenInner};
 use super::scope::{innermost_scope, ScopeRef};
 use crate::task::cell::{Extras, Lent};
+use crate::util::bits::{Bit, Bits};
 use crate::util::small::{cloned, InlineSlab, OneOrMany};
 use crate::util::split_cell::{BorrowFlag, SplitCell, SplitRef, SplitRefMut};
 
@@ -60,8 +61,8 @@ struct Cold {
 pub(crate) struct CancelState {
     /// `cancelling()`: requests made and not taken back.
     count: Cell<u32>,
-    /// The [`Bit`]s.
-    bits: Cell<u8>,
+    /// The task's cancel [`CancelFlag`]s.
+    bits: Bits<CancelFlag>,
     /// [`CancelState::inflight`]'s borrow flag.
     inflight_flag: BorrowFlag,
     /// The header's end and flags, kept in this word's spare bytes.
@@ -71,7 +72,7 @@ pub(crate) struct CancelState {
     inflight: SplitCell<InlineSlab<Inflight>>,
     /// The task's first root token, kept here rather than in the books
     /// (see [`CancelState::list_root`]): a task cancelled once, the common
-    /// case, allocates no books. [`Bit::Rooted`] says whether it is set.
+    /// case, allocates no books. [`CancelFlag::Rooted`] says whether it is set.
     first_root: Cell<Option<Token>>,
     /// The task's cancel books (allocated at its first cancellation) and
     /// its [`Extras`]: one box for all that most tasks never need.
@@ -80,7 +81,7 @@ pub(crate) struct CancelState {
 
 /// A task's cancel flags, one bit each of [`CancelState`]'s `bits`.
 #[derive(Clone, Copy)]
-pub(super) enum Bit {
+pub(super) enum CancelFlag {
     /// A request on the root scope that no checkpoint has taken yet
     /// (asyncio's `_must_cancel`); its message is in the books.
     Pending = 1,
@@ -95,30 +96,9 @@ pub(super) enum Bit {
     Plain = 8,
 }
 
-/// One of [`CancelState`]'s [`Bit`]s, read and written as a `Cell<bool>`.
-pub(super) struct BitRef<'a> {
-    bits: &'a Cell<u8>,
-    mask: u8,
-}
-
-impl BitRef<'_> {
-    #[inline]
-    pub(super) fn get(&self) -> bool {
-        self.bits.get() & self.mask != 0
-    }
-
-    #[inline]
-    pub(super) fn set(&self, on: bool) {
-        let rest = self.bits.get() & !self.mask;
-        self.bits.set(if on { rest | self.mask } else { rest });
-    }
-
-    /// Sets the bit and returns what it was.
-    #[inline]
-    pub(super) fn replace(&self, on: bool) -> bool {
-        let was = self.get();
-        self.set(on);
-        was
+impl Bit for CancelFlag {
+    fn mask(self) -> u8 {
+        self as u8
     }
 }
 
@@ -186,7 +166,7 @@ impl CancelState {
     pub(crate) fn new() -> CancelState {
         CancelState {
             count: Cell::new(0),
-            bits: Cell::new(0),
+            bits: Bits::new(0),
             inflight_flag: BorrowFlag::new(),
             lent: Lent::new(),
             inflight: SplitCell::new(InlineSlab::new()),
@@ -195,21 +175,10 @@ impl CancelState {
         }
     }
 
-    /// One of the task's cancel flags.
+    /// The task's cancel flags.
     #[inline]
-    pub(super) fn bit(&self, bit: Bit) -> BitRef<'_> {
-        BitRef {
-            bits: &self.bits,
-            mask: bit as u8,
-        }
-    }
-
-    fn pending(&self) -> BitRef<'_> {
-        self.bit(Bit::Pending)
-    }
-
-    fn rooted(&self) -> BitRef<'_> {
-        self.bit(Bit::Rooted)
+    pub(super) fn flags(&self) -> &Bits<CancelFlag> {
+        &self.bits
     }
 
     /// The header's bytes kept here (see [`Lent`]).
@@ -266,7 +235,7 @@ impl CancelState {
     /// in-flight entry `key`.
     #[inline]
     pub(super) fn plain_at(&self, key: usize) -> bool {
-        key == 0 && self.bit(Bit::Plain).get()
+        key == 0 && self.bits.get(CancelFlag::Plain)
     }
 
     fn books(&self) -> &RootBooks {
@@ -290,7 +259,7 @@ impl CancelState {
 
     /// Takes the pending root request, if any, with its message.
     pub(super) fn take_pending(&self) -> Option<Option<Arc<str>>> {
-        if !self.pending().replace(false) {
+        if !self.bits.replace(CancelFlag::Pending, false) {
             return None;
         }
         Some(self.books_if_any().and_then(|b| b.pending_msg.take()))
@@ -298,12 +267,12 @@ impl CancelState {
 
     /// Whether a root request is waiting for a checkpoint.
     pub(crate) fn root_pending(&self) -> bool {
-        self.pending().get()
+        self.bits.get(CancelFlag::Pending)
     }
 
     /// The message of the pending root request, if any.
     pub(crate) fn pending_message(&self) -> Option<Arc<str>> {
-        if !self.pending().get() {
+        if !self.bits.get(CancelFlag::Pending) {
             return None;
         }
         cloned(&self.books_if_any()?.pending_msg)
@@ -313,7 +282,7 @@ impl CancelState {
     /// future completed while still being cancelled.
     #[inline]
     pub(crate) fn live_cancellation(&self) -> Option<Option<Arc<str>>> {
-        if !self.rooted().get() && self.cold.get().is_none() {
+        if !self.bits.get(CancelFlag::Rooted) && self.cold.get().is_none() {
             return None;
         }
         self.live_cancellation_listed()
@@ -335,7 +304,7 @@ impl CancelState {
     /// Runs `f` on the task's first root token, if it has one.
     #[inline]
     fn with_first_root<R>(&self, f: impl FnOnce(Option<&Token>) -> R) -> R {
-        if !self.rooted().get() {
+        if !self.bits.get(CancelFlag::Rooted) {
             return f(None);
         }
         let first = self.first_root.take();
@@ -346,7 +315,7 @@ impl CancelState {
 
     fn set_first_root(&self, token: Token) {
         self.first_root.set(Some(token));
-        self.rooted().set(true);
+        self.bits.set(CancelFlag::Rooted, true);
     }
 
     /// Whether `token` is the task's first root token.
@@ -366,7 +335,7 @@ impl CancelState {
     /// first such token is kept in line, and counts as listed among all the
     /// task's tokens too (every root token is); the books hold the rest.
     pub(super) fn list_root(&self, token: &Token) {
-        if !self.rooted().get() {
+        if !self.bits.get(CancelFlag::Rooted) {
             self.set_first_root(token.clone());
         } else if !self.is_first_root(token) {
             self.books().root_tokens.push(token);
@@ -416,7 +385,7 @@ impl CancelState {
     /// awaiting cancelled tasks one after another makes two tokens, not one
     /// per error.
     pub(crate) fn root_error(&self, msg: Option<Arc<str>>) -> CancelledError {
-        if !self.rooted().get() {
+        if !self.bits.get(CancelFlag::Rooted) {
             let err = CancelledError::fresh(msg);
             self.set_first_root(err.token().clone());
             return err;
@@ -464,7 +433,7 @@ impl CancelState {
     pub(super) fn set_pending(&self, scope: &ScopeRef, msg: Option<Arc<str>>) {
         match scope {
             None => {
-                if !self.pending().replace(true) && msg.is_some() {
+                if !self.bits.replace(CancelFlag::Pending, true) && msg.is_some() {
                     self.books().pending_msg.set(msg);
                 }
             }
@@ -476,14 +445,14 @@ impl CancelState {
     /// with nothing in flight and nothing pending.
     #[inline]
     pub(crate) fn clear(&self) {
-        self.bit(Bit::Plain).set(false);
+        self.bits.set(CancelFlag::Plain, false);
         if !self.inflight().is_empty() {
             self.clear_inflight();
         }
-        if self.pending().get() {
+        if self.bits.get(CancelFlag::Pending) {
             self.take_pending();
         }
-        if self.rooted().replace(false) {
+        if self.bits.replace(CancelFlag::Rooted, false) {
             drop(self.first_root.take());
         }
         if let Some(cold) = self.cold.get() {

@@ -24,6 +24,7 @@ use super::raw::{RawTask, StageRef};
 use super::{Outcome, TaskRef};
 use crate::cancel::state::CancelState;
 use crate::runtime::{Loop, TaskKey};
+use crate::util::bits::{Bit, Bits};
 use crate::util::small::{cloned, OneOrMany};
 
 /// The next block of task ids to hand to a thread.
@@ -149,26 +150,14 @@ pub(crate) enum Flag {
     StageBusy = 32,
 }
 
-/// A task's [`Flag`]s.
-pub(crate) struct Flags(Cell<u8>);
-
-impl Flags {
-    pub(crate) fn get(&self, flag: Flag) -> bool {
-        self.0.get() & flag as u8 != 0
-    }
-
-    pub(crate) fn set(&self, flag: Flag, on: bool) {
-        let bits = self.0.get() & !(flag as u8);
-        self.0.set(if on { bits | flag as u8 } else { bits });
-    }
-
-    /// Sets `flag` and returns what it was.
-    pub(crate) fn replace(&self, flag: Flag, on: bool) -> bool {
-        let was = self.get(flag);
-        self.set(flag, on);
-        was
+impl Bit for Flag {
+    fn mask(self) -> u8 {
+        self as u8
     }
 }
+
+/// A task's [`Flag`]s.
+pub(crate) type Flags = Bits<Flag>;
 
 /// A task's awaiters and done-callbacks, in registration order. A `Cell`
 /// taken out for each edit rather than a `RefCell`: no borrow flag in every
@@ -226,7 +215,7 @@ impl Lent {
     pub(crate) const fn new() -> Lent {
         Lent {
             end: Cell::new(End::Running),
-            flags: Flags(Cell::new(Flag::HandleAlive as u8)),
+            flags: Flags::new(Flag::HandleAlive as u8),
         }
     }
 }

@@ -1,3 +1,4 @@
+pub(crate) mod bits;
 pub(crate) mod slab;
 pub(crate) mod small;
 pub(crate) mod split_cell;
