@@ -96,7 +96,7 @@ impl Remote {
     /// best done in the waker itself; the rest is out of line.
     #[inline]
     pub(crate) fn schedule(&self, key: TaskKey) {
-        let local = self.with_own_loop(|lp| lp.ready.borrow_mut().push_back(Ready::Task(key)));
+        let local = self.with_own_loop(|lp| lp.ready.borrow_mut().push_back(Ready::task(key)));
         if local.is_none() {
             self.schedule_remote(key);
         }
@@ -259,14 +259,15 @@ impl Loop {
             return;
         }
         let items = std::mem::take(&mut *lock(&self.remote.queue));
-        let mut ready = self.ready.borrow_mut();
-        ready.extend(items.into_iter().map(|item| match item {
-            RemoteItem::Task(key) => Ready::Task(key),
-            RemoteItem::Call(f) => Ready::Callback(Rc::new(Callback {
-                cancelled: Cell::new(false),
-                f: RefCell::new(Some(f)),
-            })),
-        }));
+        for item in items {
+            match item {
+                RemoteItem::Task(key) => self.push_ready(key),
+                RemoteItem::Call(f) => self.push_callback(Rc::new(Callback {
+                    cancelled: Cell::new(false),
+                    f: RefCell::new(Some(f)),
+                })),
+            }
+        }
     }
 
     fn poll_reactor(&self, reactor: &Reactor, timeout: Option<Duration>) {

@@ -52,9 +52,16 @@ pub(crate) struct TimerKey {
 }
 
 struct Timer {
+    /// The arming sequence, with [`DUE`] set once the timer was moved to
+    /// the ready queue.
     seq: u64,
     action: TimerAction,
 }
+
+/// The bit of [`Timer::seq`] that marks a due timer: the ready queue
+/// names it by its slot alone ([`Timers::take_due`]). Sequences stay far
+/// below it (one arming per nanosecond would take 292 years).
+const DUE: u64 = 1 << 63;
 
 /// A timer's place in the order: deadline (as an offset from the queue's
 /// origin, see [`Timers::offset`]), then arming sequence. 24 bytes: a
@@ -163,7 +170,11 @@ impl Timers {
         let node = Node {
             at: self.offset(deadline),
             seq,
-            slot: u32::try_from(slot).expect("asyncio: more than 2^32 timers armed at once"),
+            // `u32::MAX` is no slot: the ready queue's callback entry.
+            slot: u32::try_from(slot)
+                .ok()
+                .filter(|&s| s != u32::MAX)
+                .expect("asyncio: 2^32 - 1 timers armed at once"),
         };
         let tick = Timers::tick(node.at);
         match self.front_tick {
@@ -211,7 +222,7 @@ impl Timers {
     fn live(&self, key: TimerKey) -> bool {
         self.entries
             .get(key.slot as usize)
-            .is_some_and(|e| e.seq == key.seq)
+            .is_some_and(|e| e.seq & !DUE == key.seq)
     }
 
     /// Disarms; `false` if the timer already ran or was disarmed.
@@ -232,7 +243,7 @@ impl Timers {
     /// Points a sleeping checkpoint's timer at its latest waker.
     pub(crate) fn update_waker(&mut self, key: TimerKey, waker: &Waker) {
         if let Some(e) = self.entries.get_mut(key.slot as usize) {
-            if e.seq == key.seq {
+            if e.seq & !DUE == key.seq {
                 if let TimerAction::Wake(w) = &mut e.action {
                     if !w.will_wake(waker) {
                         *w = waker.clone();
@@ -249,30 +260,43 @@ impl Timers {
     }
 
     /// Moves every live timer due at `now()` out of the order, in firing
-    /// order. The clock is read only if some timer is armed.
+    /// order, marking it due; `out` gets its slot, which
+    /// [`Timers::take_due`] takes it by. The clock is read only if some
+    /// timer is armed.
     #[inline]
-    pub(crate) fn pop_due(&mut self, now: impl FnOnce() -> Instant, out: impl FnMut(TimerKey)) {
+    pub(crate) fn pop_due(&mut self, now: impl FnOnce() -> Instant, out: impl FnMut(u32)) {
         // Most turns of a busy loop have no timer armed at all.
         if !self.entries.is_empty() {
             self.pop_due_armed(now, out);
         }
     }
 
-    fn pop_due_armed(&mut self, now: impl FnOnce() -> Instant, mut out: impl FnMut(TimerKey)) {
+    fn pop_due_armed(&mut self, now: impl FnOnce() -> Instant, mut out: impl FnMut(u32)) {
         let now = self.offset(now());
         while let Some(n) = self.peek() {
             if n.at > now {
                 break;
             }
             self.front.pop_front();
-            out(n.key());
+            if let Some(e) = self.entries.get_mut(n.slot as usize) {
+                e.seq |= DUE;
+            }
+            out(n.slot);
         }
     }
 
-    /// Takes a due timer's action to run it (`None` if it was disarmed).
-    pub(crate) fn take(&mut self, key: TimerKey) -> Option<TimerAction> {
-        if self.live(key) {
-            self.entries.remove(key.slot as usize).map(|e| e.action)
+    /// Takes the action of the due timer in `slot` to run it: `None` if it
+    /// was disarmed since it became due. A disarmed timer's slot may hold
+    /// a newer timer by then, but not a due one: the ready queue's entries
+    /// of one turn's due timers are all taken in that turn, before the next
+    /// turn marks any timer due.
+    pub(crate) fn take_due(&mut self, slot: u32) -> Option<TimerAction> {
+        let due = self
+            .entries
+            .get(slot as usize)
+            .is_some_and(|e| e.seq & DUE != 0);
+        if due {
+            self.entries.remove(slot as usize).map(|e| e.action)
         } else {
             None
         }
@@ -305,7 +329,7 @@ mod tests {
     #[test]
     fn a_node_and_a_ready_entry_stay_small() {
         assert_eq!(std::mem::size_of::<Node>(), 24);
-        assert_eq!(std::mem::size_of::<crate::runtime::Ready>(), 16);
+        assert_eq!(std::mem::size_of::<crate::runtime::Ready>(), 8);
     }
 
     fn cb() -> TimerAction {
@@ -324,13 +348,19 @@ mod tests {
         assert!(!t.cancel(b));
         assert_eq!(t.next_deadline(), Some(base + Duration::from_secs(1)));
         let mut due = Vec::new();
-        t.pop_due(|| base + Duration::from_secs(1), |k| due.push(k));
-        assert_eq!(due, vec![a, c]);
+        t.pop_due(|| base + Duration::from_secs(1), |slot| due.push(slot));
+        assert_eq!(due, vec![a.slot, c.slot]);
         assert!(t.contains(a));
-        assert!(t.take(a).is_some());
+        assert!(t.take_due(a.slot).is_some());
         assert!(!t.contains(a));
-        assert!(t.cancel(c));
-        assert!(t.take(c).is_none());
+        assert!(t.cancel(c), "a due timer can still be disarmed");
+        assert!(t.take_due(c.slot).is_none());
+        // A newer timer in a disarmed due timer's slot is not due.
+        let d = t.arm(base + Duration::from_secs(1), cb());
+        assert_eq!(d.slot, c.slot);
+        assert!(t.take_due(c.slot).is_none());
+        assert!(t.contains(d));
+        assert!(t.cancel(d));
         assert_eq!(t.next_deadline(), Some(base + Duration::from_secs(2)));
         assert!(t.cancel(late));
         assert_eq!(t.next_deadline(), None);
@@ -368,13 +398,13 @@ mod tests {
                         now += Duration::from_micros(next(1500));
                         reference.sort_by_key(|&(at, n, _)| (at, n));
                         let split = reference.partition_point(|&(at, _, _)| at <= now);
-                        let want: Vec<TimerKey> =
-                            reference.drain(..split).map(|(_, _, k)| k).collect();
+                        let want: Vec<u32> =
+                            reference.drain(..split).map(|(_, _, k)| k.slot).collect();
                         let mut got = Vec::new();
-                        t.pop_due(|| base + now, |k| got.push(k));
+                        t.pop_due(|| base + now, |slot| got.push(slot));
                         assert_eq!(got, want);
-                        for k in got {
-                            assert!(t.take(k).is_some());
+                        for slot in got {
+                            assert!(t.take_due(slot).is_some());
                         }
                         reference.sort_by_key(|&(at, n, _)| (at, n));
                         assert_eq!(
