@@ -110,7 +110,7 @@ pub(crate) type ExceptionHandler = Box<dyn Fn(&ExceptionContext)>;
 pub(crate) struct Loop {
     pub(crate) id: u64,
     ready: RefCell<VecDeque<Ready>>,
-    /// The callbacks whose [`Ready::Callback`] entries are in `ready`, in
+    /// The callbacks whose [`Ready::CALLBACK`] entries are in `ready`, in
     /// the same order.
     callbacks: RefCell<VecDeque<Rc<Callback>>>,
     pub(crate) timers: RefCell<Timers>,
