@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use super::{context, Callback, Clock, Loop, Ready, TaskKey};
+use super::{context, Callback, Clock, Loop, TaskKey};
 use crate::io::reactor::Reactor;
 use crate::threads::pool::Pool;
 
@@ -96,7 +96,7 @@ impl Remote {
     /// best done in the waker itself; the rest is out of line.
     #[inline]
     pub(crate) fn schedule(&self, key: TaskKey) {
-        let local = self.with_own_loop(|lp| lp.ready.borrow_mut().push_back(Ready::task(key)));
+        let local = self.with_own_loop(|lp| lp.push_ready(key));
         if local.is_none() {
             self.schedule_remote(key);
         }

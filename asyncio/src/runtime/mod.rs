@@ -217,7 +217,7 @@ impl Loop {
             let _own_scope = crate::cancel::scope::StepScope::enter();
             task.0.run(self);
         } else {
-            self.ready.borrow_mut().push_back(Ready::task(key));
+            self.push_ready(key);
         }
         Task::new(typed)
     }
@@ -232,6 +232,7 @@ impl Loop {
     }
 
     /// Queues the task `key` names for a step on the next turn.
+    #[inline]
     pub(crate) fn push_ready(&self, key: TaskKey) {
         self.ready.borrow_mut().push_back(Ready::task(key));
     }

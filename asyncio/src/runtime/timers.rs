@@ -58,6 +58,14 @@ struct Timer {
     action: TimerAction,
 }
 
+impl Timer {
+    /// Whether this entry is the timer armed with sequence `seq` (due or
+    /// not): a key naming an earlier timer of the same slot is stale.
+    fn is(&self, seq: u64) -> bool {
+        self.seq & !DUE == seq
+    }
+}
+
 /// The bit of [`Timer::seq`] that marks a due timer: the ready queue
 /// names it by its slot alone ([`Timers::take_due`]). Sequences stay far
 /// below it (one arming per nanosecond would take 292 years).
@@ -222,7 +230,7 @@ impl Timers {
     fn live(&self, key: TimerKey) -> bool {
         self.entries
             .get(key.slot as usize)
-            .is_some_and(|e| e.seq & !DUE == key.seq)
+            .is_some_and(|e| e.is(key.seq))
     }
 
     /// Disarms; `false` if the timer already ran or was disarmed.
@@ -243,7 +251,7 @@ impl Timers {
     /// Points a sleeping checkpoint's timer at its latest waker.
     pub(crate) fn update_waker(&mut self, key: TimerKey, waker: &Waker) {
         if let Some(e) = self.entries.get_mut(key.slot as usize) {
-            if e.seq & !DUE == key.seq {
+            if e.is(key.seq) {
                 if let TimerAction::Wake(w) = &mut e.action {
                     if !w.will_wake(waker) {
                         *w = waker.clone();
