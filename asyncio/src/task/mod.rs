@@ -483,15 +483,12 @@ pub fn all_tasks() -> Vec<TaskRef> {
 /// cancellation that comes out of an awaited task or child (DESIGN.md §3).
 /// Outside a task, an inert error.
 pub(crate) fn cancelled_here(msg: Option<Arc<str>>) -> CancelledError {
-    match current_task_obj() {
-        Some(t) => t.cancel_state().root_error(msg),
-        None => CancelledError::new(),
-    }
+    with_current_task(|t| t.cancel_state().root_error(msg)).unwrap_or_else(CancelledError::new)
 }
 
 /// A `CancelledError` raised by hand in the current task.
 pub(crate) fn current_raised_error(msg: Option<Arc<str>>) -> Option<CancelledError> {
-    current_task_obj().map(|t| t.cancel_state().raised_error(msg))
+    with_current_task(|t| t.cancel_state().raised_error(msg))
 }
 
 /// A fresh id for an await of a task (how its waiter entry is found again
