@@ -347,3 +347,110 @@ async fn a_pending_request_is_taken_by_the_next_checkpoint_in_join() {
     assert_eq!(take(&log), ["a cancelled", "b slept"]);
     assert_eq!(clock.elapsed(), secs(2));
 }
+
+// A bare yield inside a scope registers nothing; what arrives during its
+// turn is pending on a scope of its chain, or on the task, and the yield's
+// next poll takes it as a checkpoint suspended there would have.
+
+// new (DESIGN §3): an outer timeout expiring during a yield inside an inner one converts at the outer
+#[asyncio::test(virtual_time)]
+async fn an_outer_expiry_during_a_yield_in_an_inner_scope_converts_outside() {
+    let outer = timeout(secs(0), async {
+        let inner = timeout(secs(10), checkpoint());
+        let cm = inner.handle();
+        let r = inner.await;
+        (r, cm.expired())
+    });
+    let cm = outer.handle();
+    assert!(matches!(outer.await, Err(TimeoutError)));
+    assert!(cm.expired());
+    assert_eq!(current_task().unwrap().cancelling(), 0);
+}
+
+// new (DESIGN §3): the same, the inner scope's result seen before the outer converts it
+#[asyncio::test(virtual_time)]
+async fn the_inner_scope_passes_an_outer_expiry_through() {
+    let seen = log();
+    let s = seen.clone();
+    let outer = timeout(secs(0), async move {
+        let inner = timeout(secs(10), checkpoint());
+        let cm = inner.handle();
+        let r = inner.await;
+        push(
+            &s,
+            match &r {
+                Ok(Err(_)) => "inner passed the cancellation on",
+                Ok(Ok(())) => "inner completed",
+                Err(TimeoutError) => "inner converted",
+            },
+        );
+        assert!(!cm.expired());
+        r.unwrap()
+    });
+    assert!(matches!(outer.await, Err(TimeoutError)));
+    assert_eq!(take(&seen), ["inner passed the cancellation on"]);
+}
+
+// new (DESIGN §3): a cancel of the task during a yield inside a timeout raises there, unconverted
+#[asyncio::test(virtual_time)]
+async fn a_task_cancel_during_a_scoped_yield_is_not_a_timeout() {
+    let me = current_task().unwrap();
+    let log = log();
+    let l = log.clone();
+    let _canceller = create_task(async move {
+        push(&l, "cancel");
+        me.cancel_with("stop");
+    });
+    let l = log.clone();
+    let to = timeout(secs(10), async move {
+        let mut yields = 0;
+        loop {
+            if let Err(err) = checkpoint().await {
+                push(&l, format!("raised after {yields} yields"));
+                return Err(err);
+            }
+            yields += 1;
+        }
+    });
+    let cm = to.handle();
+    let r: Result<R<()>, TimeoutError> = to.await;
+    let err = r.expect("not a timeout").unwrap_err();
+    assert_eq!(err.message(), Some("stop"));
+    assert!(!cm.expired());
+    assert_eq!(take(&log), ["cancel", "raised after 0 yields"]);
+    drop(err);
+    assert_eq!(current_task().unwrap().uncancel(), 0);
+}
+
+// new (DESIGN §3): an expiry and a task cancel in the same turn share one error; the timeout does not convert it
+#[asyncio::test(virtual_time)]
+async fn an_expiry_and_a_task_cancel_in_one_turn_stay_a_cancellation() {
+    let me = current_task().unwrap();
+    let to = timeout(secs(0), async move {
+        me.cancel();
+        checkpoint().await
+    });
+    let cm = to.handle();
+    let r = to.await;
+    assert!(
+        matches!(r, Ok(Err(_))),
+        "the task's own cancel rides on the error"
+    );
+    assert!(cm.expired());
+    assert_eq!(current_task().unwrap().cancelling(), 1);
+    current_task().unwrap().uncancel();
+}
+
+// new (DESIGN §3): a scoped yield's error handled inside the scope is gone; the next await runs
+#[asyncio::test(virtual_time)]
+async fn a_handled_expiry_at_a_scoped_yield_leaves_the_block_running() {
+    let to = timeout(secs(0), async {
+        let first = checkpoint().await.is_err();
+        let second = checkpoint().await.is_ok();
+        (first, second)
+    });
+    let cm = to.handle();
+    assert_eq!(to.await, Ok((true, true)));
+    assert!(cm.expired());
+    assert_eq!(current_task().unwrap().cancelling(), 0);
+}

@@ -11,7 +11,7 @@ use super::delivery::{
     current_turn, materialize_plain, CancelTarget, Delivery, Inflight, ReqRef, Request,
 };
 use super::error::{CancelledError, TokenInner};
-use super::scope::{in_root_scope, innermost_scope, ScopeRef};
+use super::scope::{in_root_scope, innermost_scope, scope_chain, Chain, ScopeRef};
 use super::state::CancelFlag;
 use crate::task::{current_task_obj, with_current_task, TaskRef};
 
@@ -56,6 +56,20 @@ pub(crate) enum Suspended {
     /// A pending request was taken: the task was rescheduled, and the next
     /// poll returns the token. For an await that forwarded it, keep waiting.
     TookPending,
+}
+
+/// How [`Checkpoint::suspend_yield`] suspended: what the next poll looks
+/// at.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Yielded {
+    /// Unregistered, in the task's own scope: a request of the turn is
+    /// pending on the task.
+    Root,
+    /// Unregistered, inside a scope: a request of the turn is pending on
+    /// the task or on the scope chain.
+    Scoped,
+    /// Registered: a request of the turn was delivered to the checkpoint.
+    Registered,
 }
 
 /// The registration of one await point in its task's cancel books.
@@ -333,39 +347,82 @@ impl Checkpoint {
     /// task (a bare yield: `sleep(0)`, [`checkpoint`](fn@crate::checkpoint)).
     ///
     /// A task sitting in the ready queue needs no wake to see a
-    /// cancellation, so in the task's own scope with nothing pending
-    /// nothing is registered: a cancel arriving during the turn stays
-    /// pending on the task, as asyncio's cancel of a scheduled task sets
-    /// `_must_cancel`, and [`Checkpoint::take_pending_after_yield`] raises
-    /// it on the next poll. What can be observed is the same as with a
-    /// registration (the request is withdrawn by `uncancel()` reaching zero
-    /// first, and raised at this await otherwise); the task saves an
-    /// in-flight entry per yield. Anywhere else this is
-    /// [`Checkpoint::suspend`].
-    pub(crate) fn suspend_yield(&mut self, cx: &Context<'_>) -> Suspended {
-        if self.reg.is_none() {
-            let quiet =
-                with_current_task(|task| in_root_scope() && !task.cancel_state().root_pending());
+    /// cancellation, so with nothing pending on the task or on the scopes
+    /// the yield lies in (and no zero-timeout scope among them) nothing is
+    /// registered: a request arriving during the turn finds no checkpoint
+    /// in flight in its scope and stays pending there (on the task itself:
+    /// asyncio's `_must_cancel` of a scheduled task), and
+    /// [`Checkpoint::take_pending_after_yield`] takes it on the next poll,
+    /// as a checkpoint suspending there would have. What can be observed
+    /// is the same as with a registration (one token for every request of
+    /// the turn; a root request withdrawn by `uncancel()` reaching zero
+    /// first); a `wait_for` around a yield saves an in-flight entry per
+    /// call. Anywhere else this is [`Checkpoint::suspend`].
+    #[inline]
+    pub(crate) fn suspend_yield(&mut self, cx: &Context<'_>) -> Yielded {
+        if self.reg.is_none() && in_root_scope() {
+            let quiet = with_current_task(|task| !task.cancel_state().root_pending());
             if quiet == Some(true) {
-                return Suspended::Waiting;
+                return Yielded::Root;
             }
         }
-        self.suspend_in_scope(polling_task(), cx, None)
+        self.suspend_yield_in_scope(cx)
     }
 
-    /// The poll after [`Checkpoint::suspend_yield`]: the cancellation that
-    /// arrived during the turn, if the yield registered nothing (a
-    /// registered one is [`Checkpoint::poll_cancelled`]'s).
-    pub(crate) fn take_pending_after_yield(&mut self) -> Option<CancelledError> {
+    /// [`Checkpoint::suspend_yield`] past its common case: inside a scope,
+    /// or with a request pending.
+    #[inline(never)]
+    fn suspend_yield_in_scope(&mut self, cx: &Context<'_>) -> Yielded {
+        let task = polling_task();
+        if self.reg.is_none()
+            && !in_root_scope()
+            && !task.cancel_state().root_pending()
+            && scope_chain() == Chain::Quiet
+        {
+            return Yielded::Scoped;
+        }
+        self.suspend_in_scope(task, cx, None);
+        Yielded::Registered
+    }
+
+    /// The poll after [`Checkpoint::suspend_yield`] returned `how`: the
+    /// cancellation that arrived during the turn, if the yield registered
+    /// nothing (a registered one is [`Checkpoint::poll_cancelled`]'s).
+    #[inline]
+    pub(crate) fn take_pending_after_yield(
+        &mut self,
+        how: Yielded,
+        cx: &Context<'_>,
+    ) -> Option<CancelledError> {
         if self.reg.is_some() {
             return None;
         }
-        with_current_task(|task| {
-            let state = task.cancel_state();
-            let msg = state.take_pending()?;
-            Some(state.root_error(msg))
-        })
-        .flatten()
+        match how {
+            Yielded::Root => with_current_task(|task| {
+                let state = task.cancel_state();
+                let msg = state.take_pending()?;
+                Some(state.root_error(msg))
+            })
+            .flatten(),
+            Yielded::Scoped => self.take_pending_in_scope(cx),
+            Yielded::Registered => None,
+        }
+    }
+
+    /// [`Checkpoint::take_pending_after_yield`] inside a scope: whatever
+    /// is pending on the task or on the scope chain is taken as by a
+    /// checkpoint suspending here, and raised at once (the yield's turn is
+    /// over).
+    #[inline(never)]
+    fn take_pending_in_scope(&mut self, cx: &Context<'_>) -> Option<CancelledError> {
+        let task = polling_task();
+        if !task.cancel_state().root_pending() && scope_chain() != Chain::Pending {
+            return None;
+        }
+        let scope = innermost_scope();
+        let key = self.register(task, scope.clone(), cx, None);
+        self.take_pending(key, scope, None, None);
+        self.take_cancelled()
     }
 
     /// [`Checkpoint::suspend`] for an await that forwards cancellations to a
@@ -445,12 +502,27 @@ impl Checkpoint {
             None => self.register(task, scope.clone(), cx, forward.as_ref()),
         };
         let (task, _) = self.reg.as_ref().expect("registered above");
-        let state = task.cancel_state();
-        if scope.is_none() && !state.root_pending() {
+        if scope.is_none() && !task.cancel_state().root_pending() {
             // The common case: suspended in the task's own scope, with
             // nothing pending.
             return Suspended::Waiting;
         }
+        self.take_pending(key, scope, forward, Some(cx))
+    }
+
+    /// Takes what is pending on `scope` and every enclosing one into a
+    /// delivery for this checkpoint's entry (`key`), forwarding it to the
+    /// awaited target, if any; `waker`: the context to reschedule the task
+    /// by (`None`: the caller raises the delivery at once).
+    fn take_pending(
+        &mut self,
+        key: usize,
+        scope: ScopeRef,
+        forward: Option<ForwardRef<'_>>,
+        waker: Option<&Context<'_>>,
+    ) -> Suspended {
+        let (task, _) = self.reg.as_ref().expect("registered by the caller");
+        let state = task.cancel_state();
         // Take what is pending on this scope and every enclosing one.
         let mut taken: Vec<ReqRef> = Vec::new();
         let mut cur = scope.clone();
@@ -504,7 +576,9 @@ impl Checkpoint {
             });
         }
         if !accepted && (!wakes_itself || direct) {
-            cx.waker().wake_by_ref();
+            if let Some(cx) = waker {
+                cx.waker().wake_by_ref();
+            }
         }
         Suspended::TookPending
     }

@@ -61,6 +61,24 @@ impl ScopeNode {
         self.expiring.set(false);
     }
 
+    /// This scope's [`Chain`]: itself and every enclosing scope. Recursive,
+    /// without a count touched: scopes nest as deep as the polls that
+    /// entered them, which recursed as deep already.
+    fn chain(&self) -> Chain {
+        if self.pending.get() {
+            return Chain::Pending;
+        }
+        let outer = match &*self.parent.borrow() {
+            Some(parent) => parent.chain(),
+            None => Chain::Quiet,
+        };
+        if outer == Chain::Quiet && self.zero.get() {
+            Chain::Zero
+        } else {
+            outer
+        }
+    }
+
     /// Whether nothing but its owner holds the scope: no in-flight
     /// checkpoint, request, inner scope or guard refers to it.
     pub(crate) fn unshared(self: &Rc<Self>) -> bool {
@@ -149,6 +167,32 @@ fn set_innermost(scope: ScopeRef) -> ScopeRef {
 /// The innermost scope of the running step.
 pub(super) fn innermost_scope() -> ScopeRef {
     INNERMOST.try_with(cloned).unwrap_or(None)
+}
+
+/// What a bare yield suspended in the innermost scope of the running step
+/// would see there and in every enclosing scope (the task's own aside).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Chain {
+    /// No request pending and no zero-timeout scope.
+    Quiet,
+    /// A zero-timeout scope (its requests take a relay turn), nothing
+    /// pending.
+    Zero,
+    /// A request is pending on some scope of the chain.
+    Pending,
+}
+
+/// Reads the innermost scope's chain (see [`Chain`]); `Quiet` in the
+/// task's own scope.
+pub(super) fn scope_chain() -> Chain {
+    INNERMOST
+        .try_with(|c| {
+            let innermost = c.take();
+            let chain = innermost.as_deref().map_or(Chain::Quiet, ScopeNode::chain);
+            c.set(innermost);
+            chain
+        })
+        .unwrap_or(Chain::Quiet)
 }
 
 /// Whether the running step is in its task's own scope (no timeout or task

@@ -461,6 +461,7 @@ pub fn current_task() -> Option<TaskRef> {
     current_task_obj()
 }
 
+#[inline]
 pub(crate) fn current_task_obj() -> Option<TaskRef> {
     context::with_loop(|lp| lp.current_task()).flatten()
 }

@@ -6,7 +6,7 @@ use std::rc::Weak;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::cancel::checkpoint::Checkpoint;
+use crate::cancel::checkpoint::{Checkpoint, Yielded};
 use crate::cancel::error::CancelledError;
 use crate::runtime::context;
 use crate::runtime::timers::{TimerAction, TimerKey};
@@ -59,7 +59,8 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 enum State {
     Delay(Duration),
     Until(Instant),
-    Yielded,
+    /// A bare yield, suspended for a turn as its checkpoint says.
+    Yielded(Yielded),
     Armed(Weak<Loop>, TimerKey),
     Done,
 }
@@ -102,7 +103,7 @@ impl Future for Sleep {
         if !this.cp.is_registered() {
             match this.state {
                 State::Delay(d) if d.is_zero() => return this.start_yield(cx),
-                State::Yielded => return this.finish_yield(),
+                State::Yielded(how) => return this.finish_yield(how, cx),
                 _ => {}
             }
         }
@@ -114,8 +115,7 @@ impl Sleep {
     /// Suspends for one turn: the caller's task is queued again at once.
     #[inline]
     fn start_yield(&mut self, cx: &Context<'_>) -> Poll<Result<(), CancelledError>> {
-        self.state = State::Yielded;
-        self.cp.suspend_yield(cx);
+        self.state = State::Yielded(self.cp.suspend_yield(cx));
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -123,10 +123,10 @@ impl Sleep {
     /// The turn after [`Sleep::start_yield`]. A yield that registered
     /// nothing can be ended only by a cancel pending on the task; one that
     /// registered unregisters (its delivery was polled before this).
-    #[inline]
-    fn finish_yield(&mut self) -> Poll<Result<(), CancelledError>> {
+    #[inline(always)]
+    fn finish_yield(&mut self, how: Yielded, cx: &Context<'_>) -> Poll<Result<(), CancelledError>> {
         self.state = State::Done;
-        if let Some(err) = self.cp.take_pending_after_yield() {
+        if let Some(err) = self.cp.take_pending_after_yield(how, cx) {
             return Poll::Ready(Err(err));
         }
         self.cp.complete();
@@ -162,7 +162,7 @@ impl Sleep {
                 self.cp.suspend(cx, None);
                 Poll::Pending
             }
-            State::Yielded => self.finish_yield(),
+            State::Yielded(how) => self.finish_yield(*how, cx),
             State::Armed(lp, key) => {
                 let key = *key;
                 let Some(lp) = lp.upgrade() else {
