@@ -36,6 +36,11 @@
 //! A checkpoint dropped before returning its token (the losing branch of a
 //! `select!`) re-arms each of its requests that no other checkpoint returned.
 //!
+//! A bare yield (`sleep(0)`) with nothing pending on its task or scope chain
+//! registers nothing: its task is in the ready queue already, so a request
+//! of its turn can stay pending and be taken when the yield is polled again
+//! ([`Checkpoint::suspend_yield`]).
+//!
 //! ## Books kept for the liveness rules
 //!
 //! Each scope keeps the tokens that carry one of its requests (`tokens`); the
