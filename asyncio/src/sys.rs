@@ -3,9 +3,9 @@
 //! its own module, `signal.rs`, as what a signal handler may do is its
 //! whole subject).
 //!
-//! None of these calls reads or writes memory of ours, so Miri has nothing
-//! to check here (it cannot run foreign calls anyway); the tests that use
-//! them run real sockets and processes.
+//! None of these calls but `clock_gettime` reads or writes memory of ours,
+//! and that one writes a local `timespec` (Miri runs it as a shim); the
+//! tests that use the others run real sockets and processes.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -19,6 +19,28 @@ pub(crate) fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock `Instant::now()` reads on
+/// Linux, without its conversions (the loop reads it every turn that has a
+/// timer armed).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[inline]
+pub(crate) fn monotonic_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` through the pointer,
+    // which points at a live, writable one of ours; it cannot fail for
+    // `CLOCK_MONOTONIC` with a valid pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    debug_assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC) failed");
+    // Seconds since boot: far from overflowing i64 nanoseconds (292 years).
+    // `time_t` and `c_long` are 32 bits on 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    let ns = ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64;
+    ns
 }
 
 /// Sends `signum` to process `pid`.

@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use super::{context, Callback, Clock, Loop, TaskKey};
+use super::{context, Callback, Loop, TaskKey};
 use crate::io::reactor::Reactor;
 use crate::threads::pool::Pool;
 
@@ -299,8 +299,8 @@ impl Loop {
         let reactor = self.io.reactor.get().cloned();
         let pending = || self.remote.pending.load(Ordering::Acquire);
         let next = self.timers.borrow_mut().next_deadline();
-        match (&self.clock, next) {
-            (Clock::Virtual(t), Some(deadline)) => {
+        match (self.clock.is_virtual(), next) {
+            (true, Some(deadline)) => {
                 if let Some(r) = &reactor {
                     self.poll_reactor(r, Some(Duration::ZERO));
                     self.drain_remote();
@@ -308,14 +308,12 @@ impl Loop {
                         return;
                     }
                 }
-                if deadline > t.get() {
-                    t.set(deadline);
-                }
+                self.clock.advance_to(deadline);
             }
-            (Clock::Real, Some(deadline)) => {
-                let now = Instant::now();
-                let wait = if deadline > now && !pending() {
-                    deadline - now
+            (false, Some(deadline)) => {
+                let left = deadline.saturating_sub(self.clock.now_ns());
+                let wait = if left > 0 && !pending() {
+                    Duration::from_nanos(left.unsigned_abs())
                 } else {
                     Duration::ZERO
                 };
@@ -341,8 +339,8 @@ impl Loop {
     /// after `deadlock_after` of real time (see
     /// [`RunnerBuilder::deadlock_after`](crate::RunnerBuilder::deadlock_after)).
     fn park_idle(&self) {
-        let limit = match (&self.clock, self.deadlock_after) {
-            (Clock::Virtual(_), Some(limit)) if !self.io_busy() => limit,
+        let limit = match (self.clock.is_virtual(), self.deadlock_after) {
+            (true, Some(limit)) if !self.io_busy() => limit,
             _ => return std::thread::park(),
         };
         let start = Instant::now();

@@ -16,6 +16,7 @@
 //! as in asyncio, where the timer callback completes a future whose
 //! done-callback then steps the task.
 
+pub(crate) mod clock;
 pub(crate) mod context;
 mod handle;
 mod idle;
@@ -38,6 +39,7 @@ pub use runner::{run, ExceptionContext, Runner, RunnerBuilder};
 
 use crate::task::cell::Header;
 use crate::task::{CurrentTask, RawTask, Task, TaskRef};
+use clock::Clock;
 use registry::Registry;
 use timers::{TimerAction, TimerKey, Timers};
 
@@ -99,11 +101,6 @@ impl Ready {
     }
 }
 
-enum Clock {
-    Real,
-    Virtual(Cell<Instant>),
-}
-
 pub(crate) type ExceptionHandler = Box<dyn Fn(&ExceptionContext)>;
 
 /// The loop's state. Lives in an `Rc`, owned by a [`Runner`].
@@ -150,11 +147,7 @@ impl Loop {
             timers: RefCell::new(Timers::new()),
             tasks: RefCell::new(Registry::new()),
             next_gen: Cell::new(0),
-            clock: if virtual_time {
-                Clock::Virtual(Cell::new(Instant::now()))
-            } else {
-                Clock::Real
-            },
+            clock: Clock::new(virtual_time),
             remote: Arc::new(Remote::new(id)),
             current: CurrentTask::new(),
             turn: Cell::new(0),
@@ -166,16 +159,18 @@ impl Loop {
         lp
     }
 
-    /// The loop's clock.
+    /// The loop's clock, as an instant.
     pub(crate) fn now(&self) -> Instant {
-        match &self.clock {
-            Clock::Real => Instant::now(),
-            Clock::Virtual(t) => t.get(),
-        }
+        self.clock.now()
+    }
+
+    /// The loop's clock (see [`Clock`]).
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub(crate) fn is_virtual(&self) -> bool {
-        matches!(self.clock, Clock::Virtual(_))
+        self.clock.is_virtual()
     }
 
     // ----- tasks -----
@@ -270,8 +265,14 @@ impl Loop {
         self.ready.borrow_mut().push_back(Ready::CALLBACK);
     }
 
+    /// Arms a timer for `deadline`.
     pub(crate) fn arm(&self, deadline: Instant, action: TimerAction) -> TimerKey {
-        self.timers.borrow_mut().arm(deadline, action)
+        self.arm_ns(self.clock.ns(deadline), action)
+    }
+
+    /// Arms a timer for nanosecond `at` of the loop's clock.
+    pub(crate) fn arm_ns(&self, at: i64, action: TimerAction) -> TimerKey {
+        self.timers.borrow_mut().arm(at, action)
     }
 
     pub(crate) fn disarm(&self, key: TimerKey) -> bool {
@@ -305,7 +306,7 @@ impl Loop {
         self.drain_remote();
         self.wait_for_work();
         self.timers.borrow_mut().pop_due(
-            || self.now(),
+            || self.clock.now_ns(),
             |slot| self.ready.borrow_mut().push_back(Ready::timer(slot)),
         );
         let n = self.ready.borrow().len();

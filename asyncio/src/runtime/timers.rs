@@ -23,7 +23,6 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Weak;
 use std::task::Waker;
-use std::time::{Duration, Instant};
 
 use crate::util::slab::Slab;
 
@@ -71,8 +70,8 @@ impl Timer {
 /// below it (one arming per nanosecond would take 292 years).
 const DUE: u64 = 1 << 63;
 
-/// A timer's place in the order: deadline (as an offset from the queue's
-/// origin, see [`Timers::offset`]), then arming sequence. 24 bytes: a
+/// A timer's place in the order: deadline (nanoseconds on the loop's
+/// [`Clock`](super::clock::Clock)), then arming sequence. 24 bytes: a
 /// million sleeping tasks keep a million of them.
 #[derive(Clone, Copy)]
 struct Node {
@@ -93,8 +92,6 @@ impl Node {
 pub(crate) struct Timers {
     entries: Slab<Timer>,
     seq: u64,
-    /// Tick 0: ticks are whole milliseconds since.
-    origin: Instant,
     /// The earliest nodes, sorted; all of tick `front_tick` or earlier.
     front: VecDeque<Node>,
     front_tick: Option<u64>,
@@ -111,7 +108,6 @@ impl Timers {
         Timers {
             entries: Slab::new(),
             seq: 0,
-            origin: Instant::now(),
             front: VecDeque::new(),
             front_tick: None,
             buckets: BTreeMap::new(),
@@ -119,31 +115,8 @@ impl Timers {
         }
     }
 
-    /// Nanoseconds from the origin to `t`, negative before it. Exact for
-    /// any deadline within 292 years of the loop's start; beyond, it
-    /// saturates (such deadlines then fire in arming order).
-    fn offset(&self, t: Instant) -> i64 {
-        match t.checked_duration_since(self.origin) {
-            Some(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-            None => {
-                let before = self.origin.duration_since(t).as_nanos();
-                i64::try_from(before).map_or(i64::MIN, |n| -n)
-            }
-        }
-    }
-
-    /// The instant at offset `at` (see [`Timers::offset`]).
-    fn instant(&self, at: i64) -> Instant {
-        let d = Duration::from_nanos(at.unsigned_abs());
-        if at >= 0 {
-            self.origin + d
-        } else {
-            self.origin - d
-        }
-    }
-
-    /// The millisecond bucket of offset `at` (deadlines already past share
-    /// tick 0).
+    /// The millisecond bucket of deadline `at` (deadlines before the
+    /// loop's start share tick 0).
     fn tick(at: i64) -> u64 {
         u64::try_from(at).unwrap_or(0) / 1_000_000
     }
@@ -171,12 +144,13 @@ impl Timers {
         self.hot.1.push(node);
     }
 
-    pub(crate) fn arm(&mut self, deadline: Instant, action: TimerAction) -> TimerKey {
+    /// Arms a timer for `at` (nanoseconds on the loop's clock).
+    pub(crate) fn arm(&mut self, at: i64, action: TimerAction) -> TimerKey {
         self.seq += 1;
         let seq = self.seq;
         let slot = self.entries.insert(Timer { seq, action });
         let node = Node {
-            at: self.offset(deadline),
+            at,
             seq,
             // `u32::MAX` is no slot: the ready queue's callback entry.
             slot: u32::try_from(slot)
@@ -262,9 +236,8 @@ impl Timers {
     }
 
     /// The earliest deadline of a live timer not yet due.
-    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        let at = self.peek()?.at;
-        Some(self.instant(at))
+    pub(crate) fn next_deadline(&mut self) -> Option<i64> {
+        Some(self.peek()?.at)
     }
 
     /// Moves every live timer due at `now()` out of the order, in firing
@@ -272,15 +245,15 @@ impl Timers {
     /// [`Timers::take_due`] takes it by. The clock is read only if some
     /// timer is armed.
     #[inline]
-    pub(crate) fn pop_due(&mut self, now: impl FnOnce() -> Instant, out: impl FnMut(u32)) {
+    pub(crate) fn pop_due(&mut self, now: impl FnOnce() -> i64, out: impl FnMut(u32)) {
         // Most turns of a busy loop have no timer armed at all.
         if !self.entries.is_empty() {
             self.pop_due_armed(now, out);
         }
     }
 
-    fn pop_due_armed(&mut self, now: impl FnOnce() -> Instant, mut out: impl FnMut(u32)) {
-        let now = self.offset(now());
+    fn pop_due_armed(&mut self, now: impl FnOnce() -> i64, mut out: impl FnMut(u32)) {
+        let now = now();
         while let Some(n) = self.peek() {
             if n.at > now {
                 break;
@@ -331,6 +304,11 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// `d` as a deadline in nanoseconds.
+    fn ns_at(d: Duration) -> i64 {
+        crate::runtime::clock::nanos(d)
+    }
+
     /// A million sleeping tasks keep a million nodes, and a million queued
     /// tasks a million ready entries: their sizes are memory per task.
     #[cfg(target_pointer_width = "64")]
@@ -347,16 +325,15 @@ mod tests {
     #[test]
     fn equal_deadlines_fire_in_arming_order_and_cancelled_ones_are_skipped() {
         let mut t = Timers::new();
-        let base = Instant::now();
-        let late = t.arm(base + Duration::from_secs(2), cb());
-        let a = t.arm(base + Duration::from_secs(1), cb());
-        let b = t.arm(base + Duration::from_secs(1), cb());
-        let c = t.arm(base + Duration::from_secs(1), cb());
+        let late = t.arm(ns_at(Duration::from_secs(2)), cb());
+        let a = t.arm(ns_at(Duration::from_secs(1)), cb());
+        let b = t.arm(ns_at(Duration::from_secs(1)), cb());
+        let c = t.arm(ns_at(Duration::from_secs(1)), cb());
         assert!(t.cancel(b));
         assert!(!t.cancel(b));
-        assert_eq!(t.next_deadline(), Some(base + Duration::from_secs(1)));
+        assert_eq!(t.next_deadline(), Some(ns_at(Duration::from_secs(1))));
         let mut due = Vec::new();
-        t.pop_due(|| base + Duration::from_secs(1), |slot| due.push(slot));
+        t.pop_due(|| ns_at(Duration::from_secs(1)), |slot| due.push(slot));
         assert_eq!(due, vec![a.slot, c.slot]);
         assert!(t.contains(a));
         assert!(t.take_due(a.slot).is_some());
@@ -364,12 +341,12 @@ mod tests {
         assert!(t.cancel(c), "a due timer can still be disarmed");
         assert!(t.take_due(c.slot).is_none());
         // A newer timer in a disarmed due timer's slot is not due.
-        let d = t.arm(base + Duration::from_secs(1), cb());
+        let d = t.arm(ns_at(Duration::from_secs(1)), cb());
         assert_eq!(d.slot, c.slot);
         assert!(t.take_due(c.slot).is_none());
         assert!(t.contains(d));
         assert!(t.cancel(d));
-        assert_eq!(t.next_deadline(), Some(base + Duration::from_secs(2)));
+        assert_eq!(t.next_deadline(), Some(ns_at(Duration::from_secs(2))));
         assert!(t.cancel(late));
         assert_eq!(t.next_deadline(), None);
         assert_eq!(t.len(), 0);
@@ -380,7 +357,6 @@ mod tests {
     /// buckets the timers landed in.
     #[test]
     fn firing_order_matches_a_sorted_reference() {
-        let base = Instant::now();
         let mut next = crate::util::test_rng(0x2545_f491_4f6c_dd1d_u64);
         for _round in 0..20 {
             let mut t = Timers::new();
@@ -394,7 +370,7 @@ mod tests {
                         // than timers already pulled to the front.
                         let at = now + Duration::from_micros(next(4) * 700 + next(3) * 1000);
                         n += 1;
-                        let k = t.arm(base + at, cb());
+                        let k = t.arm(ns_at(at), cb());
                         reference.push((at, n, k));
                     }
                     6 if !reference.is_empty() => {
@@ -409,7 +385,7 @@ mod tests {
                         let want: Vec<u32> =
                             reference.drain(..split).map(|(_, _, k)| k.slot).collect();
                         let mut got = Vec::new();
-                        t.pop_due(|| base + now, |slot| got.push(slot));
+                        t.pop_due(|| ns_at(now), |slot| got.push(slot));
                         assert_eq!(got, want);
                         for slot in got {
                             assert!(t.take_due(slot).is_some());
@@ -417,7 +393,7 @@ mod tests {
                         reference.sort_by_key(|&(at, n, _)| (at, n));
                         assert_eq!(
                             t.next_deadline(),
-                            reference.first().map(|&(at, _, _)| base + at)
+                            reference.first().map(|&(d, _, _)| ns_at(d))
                         );
                     }
                 }

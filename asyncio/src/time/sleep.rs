@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::checkpoint::{Checkpoint, Yielded};
 use crate::cancel::error::CancelledError;
+use crate::runtime::clock::nanos;
 use crate::runtime::context;
 use crate::runtime::timers::{TimerAction, TimerKey};
 use crate::runtime::Loop;
@@ -143,21 +144,25 @@ impl Sleep {
         }
         match &self.state {
             State::Delay(_) | State::Until(_) => {
-                // `None`: asyncio's sleep(delay <= 0), one bare yield (and
+                // asyncio's sleep(delay <= 0) is one bare yield (and
                 // sleep(0) needs neither the loop nor a clock read).
-                let deadline = match self.state {
-                    State::Delay(d) if d.is_zero() => None,
-                    State::Delay(d) => Some(context::expect_loop("asyncio::sleep()").now() + d),
+                if matches!(self.state, State::Delay(d) if d.is_zero()) {
+                    return self.start_yield(cx);
+                }
+                let lp = context::expect_loop("asyncio::sleep()");
+                let clock = lp.clock();
+                let at = match self.state {
+                    State::Delay(d) => clock.now_ns().saturating_add(nanos(d)),
                     State::Until(t) => {
-                        (t > context::expect_loop("asyncio::sleep()").now()).then_some(t)
+                        let at = clock.ns(t);
+                        if at <= clock.now_ns() {
+                            return self.start_yield(cx);
+                        }
+                        at
                     }
                     _ => unreachable!("matched above"),
                 };
-                let Some(deadline) = deadline else {
-                    return self.start_yield(cx);
-                };
-                let lp = context::expect_loop("asyncio::sleep()");
-                let key = lp.arm(deadline, TimerAction::Wake(cx.waker().clone()));
+                let key = lp.arm_ns(at, TimerAction::Wake(cx.waker().clone()));
                 self.state = State::Armed(std::rc::Rc::downgrade(&lp), key);
                 self.cp.suspend(cx, None);
                 Poll::Pending

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use super::error::{InvalidStateError, TimeoutError};
 use crate::cancel::delivery::deliver;
 use crate::cancel::scope::{scope_converts, ScopeGuard, ScopeNode};
+use crate::runtime::clock::nanos;
 use crate::runtime::timers::{Fire, TimerAction, TimerKey};
 use crate::runtime::{context, Callback, Loop};
 use crate::task::{current_task_obj, TaskRef};
@@ -43,6 +44,14 @@ enum Deadline {
     /// Computed when first polled (wait_for; timeout outside a loop).
     Lazy(Option<Duration>),
     At(Option<Instant>),
+}
+
+/// A deadline already on the loop's clock, with the clock reading it was
+/// computed from (nanoseconds, see [`Clock`](crate::runtime::clock::Clock)).
+#[derive(Clone, Copy)]
+struct Known {
+    at: i64,
+    now: i64,
 }
 
 enum Armed {
@@ -132,13 +141,18 @@ impl Inner {
     }
 
     /// Arms the deadline's timer: a callback on the next turn if the
-    /// deadline has passed already (as asyncio's `reschedule` does). `now`
-    /// is a clock reading taken for this same operation, if the caller has
-    /// one (entering a relative timeout reads the clock once, not twice).
-    fn arm(self: &Rc<Self>, lp: &Rc<Loop>, now: Option<Instant>) {
+    /// deadline has passed already (as asyncio's `reschedule` does).
+    /// `known`: the deadline and the clock reading, if the caller has them
+    /// (entering a relative timeout reads the clock once, and converts
+    /// nothing).
+    fn arm(self: &Rc<Self>, lp: &Rc<Loop>, known: Option<Known>) {
         self.disarm();
         let Some(when) = self.when() else { return };
-        let armed = if when <= now.unwrap_or_else(|| lp.now()) {
+        let Known { at, now } = known.unwrap_or_else(|| Known {
+            at: lp.clock().ns(when),
+            now: lp.clock().now_ns(),
+        });
+        let armed = if at <= now {
             let weak = Rc::downgrade(self);
             Armed::Soon(lp.call_soon(Box::new(move || {
                 if let Some(me) = weak.upgrade() {
@@ -147,7 +161,7 @@ impl Inner {
             })))
         } else {
             let weak: Weak<dyn Fire> = Rc::downgrade(self) as Weak<Inner>;
-            Armed::Timer(lp.arm(when, TimerAction::Fire(weak)))
+            Armed::Timer(lp.arm_ns(at, TimerAction::Fire(weak)))
         };
         *self.armed.borrow_mut() = Some(armed);
     }
@@ -178,9 +192,17 @@ impl Inner {
         let lp = context::expect_loop("asyncio::timeout()");
         *self.task.borrow_mut() = Some(task.clone());
         *self.lp.borrow_mut() = Rc::downgrade(&lp);
-        let mut now = None;
+        // A relative deadline is resolved on the loop's clock, in
+        // nanoseconds: arming it needs no conversion back.
+        let mut known = None;
         let resolved = match &*self.deadline.borrow() {
-            Deadline::Lazy(d) => d.map(|d| *now.insert(lp.now()) + d),
+            Deadline::Lazy(d) => d.map(|d| {
+                let clock = lp.clock();
+                let now = clock.now_ns();
+                let at = now.saturating_add(nanos(d));
+                known = Some(Known { at, now });
+                clock.instant(at)
+            }),
             Deadline::At(t) => *t,
         };
         *self.deadline.borrow_mut() = Deadline::At(resolved);
@@ -190,7 +212,7 @@ impl Inner {
             self.scope.set_zero();
             self.scope.set_pending(true);
         } else {
-            self.arm(&lp, now);
+            self.arm(&lp, known);
         }
         task
     }
