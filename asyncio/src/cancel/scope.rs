@@ -211,8 +211,14 @@ pub(crate) struct ScopeGuard {
 impl ScopeGuard {
     pub(crate) fn enter(node: &Rc<ScopeNode>) -> ScopeGuard {
         let prev = set_innermost(Some(node.clone()));
-        if !same_scope(&prev, &Some(node.clone())) {
-            *node.parent.borrow_mut() = prev.clone();
+        let reentered = prev.as_ref().is_some_and(|p| Rc::ptr_eq(p, node));
+        if !reentered {
+            let mut parent = node.parent.borrow_mut();
+            // Polled under the same scope as last time (every poll but the
+            // first, usually): nothing to change.
+            if !same_scope(&parent, &prev) {
+                *parent = prev.clone();
+            }
         }
         ScopeGuard { prev }
     }

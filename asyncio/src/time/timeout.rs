@@ -185,12 +185,12 @@ impl Fire for Inner {
 }
 
 impl Inner {
-    fn enter(self: &Rc<Self>) -> TaskRef {
+    fn enter(self: &Rc<Self>) {
         let task = current_task_obj().unwrap_or_else(|| {
             panic!("asyncio::timeout()/wait_for() must be awaited inside an asyncio task")
         });
         let lp = context::expect_loop("asyncio::timeout()");
-        *self.task.borrow_mut() = Some(task.clone());
+        *self.task.borrow_mut() = Some(task);
         *self.lp.borrow_mut() = Rc::downgrade(&lp);
         // A relative deadline is resolved on the loop's clock, in
         // nanoseconds: arming it needs no conversion back.
@@ -214,7 +214,6 @@ impl Inner {
         } else {
             self.arm(&lp, known);
         }
-        task
     }
 
     /// Leaves the scope: disarms it, drops what is pending on it and, if it
@@ -238,8 +237,14 @@ impl Inner {
     }
 
     /// The inner future finished: decide between its output and a timeout.
-    fn exit(&self, task: &TaskRef) -> bool {
-        self.leave() && scope_converts(task, &self.scope)
+    fn exit(&self) -> bool {
+        self.leave() && {
+            let task = self.task.borrow();
+            scope_converts(
+                task.as_ref().expect("entered scope has a task"),
+                &self.scope,
+            )
+        }
     }
 }
 
@@ -308,17 +313,13 @@ impl<F: Future> Future for Timeout<F> {
             return Poll::Pending;
         }
         let inner = this.inner;
-        let task = match inner.state.get() {
+        match inner.state.get() {
             TState::Created => inner.enter(),
-            TState::Active | TState::Expiring => inner
-                .task
-                .borrow()
-                .clone()
-                .expect("entered scope has a task"),
+            TState::Active | TState::Expiring => {}
             TState::Expired | TState::Finished => {
                 panic!("asyncio::timeout() polled after it completed")
             }
-        };
+        }
         let out = {
             let _scope = ScopeGuard::enter(&inner.scope);
             this.fut.poll(cx)
@@ -326,7 +327,7 @@ impl<F: Future> Future for Timeout<F> {
         match out {
             Poll::Pending => Poll::Pending,
             Poll::Ready(v) => {
-                if inner.exit(&task) {
+                if inner.exit() {
                     drop(v);
                     Poll::Ready(Err(TimeoutError))
                 } else {
