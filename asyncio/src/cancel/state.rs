@@ -3,6 +3,7 @@
 //! [cancel module doc](super) for the model.
 
 use std::cell::{Cell, OnceCell};
+use std::mem::ManuallyDrop;
 use std::sync::{Arc, Weak};
 
 use super::delivery::Inflight;
@@ -76,7 +77,25 @@ pub(crate) struct CancelState {
     first_root: Cell<Option<Token>>,
     /// The task's cancel books (allocated at its first cancellation) and
     /// its [`Extras`]: one box for all that most tasks never need.
-    cold: OnceCell<Box<Cold>>,
+    /// `ManuallyDrop`, dropped by hand: see [`CancelState`]'s drop.
+    cold: ManuallyDrop<OnceCell<Box<Cold>>>,
+}
+
+impl Drop for CancelState {
+    /// Most tasks never allocate their cold box: one test of a word, not
+    /// the box's drop glue.
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(cold) = self.cold.take() {
+            drop_cold(cold);
+        }
+    }
+}
+
+/// The rare half of [`CancelState`]'s drop, out of line.
+#[inline(never)]
+fn drop_cold(cold: Box<Cold>) {
+    drop(cold);
 }
 
 /// A task's cancel flags, one bit each of [`CancelState`]'s `bits`.
@@ -171,7 +190,7 @@ impl CancelState {
             lent: Lent::new(),
             inflight: SplitCell::new(InlineSlab::new()),
             first_root: Cell::new(None),
-            cold: OnceCell::new(),
+            cold: ManuallyDrop::new(OnceCell::new()),
         }
     }
 

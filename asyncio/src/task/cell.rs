@@ -16,6 +16,7 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -162,7 +163,29 @@ pub(crate) type Flags = Bits<Flag>;
 /// A task's awaiters and done-callbacks, in registration order. A `Cell`
 /// taken out for each edit rather than a `RefCell`: no borrow flag in every
 /// header.
-pub(crate) struct Waiters(Cell<OneOrMany<Waiter>>);
+///
+/// `ManuallyDrop`, dropped by hand: a task dropped with no awaiter left,
+/// the usual case, tests one word instead of calling the list's drop glue
+/// (every task header is dropped once).
+pub(crate) struct Waiters(ManuallyDrop<Cell<OneOrMany<Waiter>>>);
+
+impl Drop for Waiters {
+    #[inline]
+    fn drop(&mut self) {
+        let list = self.0.take();
+        if matches!(list, OneOrMany::None) {
+            std::mem::forget(list);
+        } else {
+            drop_waiters(list);
+        }
+    }
+}
+
+/// The rare half of [`Waiters`]'s drop, out of line.
+#[inline(never)]
+fn drop_waiters(list: OneOrMany<Waiter>) {
+    drop(list);
+}
 
 impl Waiters {
     /// Edits the list. Should `f` reach back into it (a foreign waker's
@@ -281,7 +304,7 @@ impl Header {
         Header {
             id: next_task_id(),
             cancel: CancelState::new(),
-            waiters: Waiters(Cell::new(OneOrMany::None)),
+            waiters: Waiters(ManuallyDrop::new(Cell::new(OneOrMany::None))),
         }
     }
 }
