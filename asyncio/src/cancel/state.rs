@@ -70,7 +70,8 @@ pub(crate) struct CancelState {
     lent: Lent,
     /// The task's suspended checkpoints: read and edit it through
     /// [`CancelState::inflight`] and [`CancelState::inflight_mut`].
-    inflight: SplitCell<InlineSlab<Inflight>>,
+    /// `ManuallyDrop`, dropped by hand: see [`CancelState`]'s drop.
+    inflight: ManuallyDrop<SplitCell<InlineSlab<Inflight>>>,
     /// The task's first root token, kept here rather than in the books
     /// (see [`CancelState::list_root`]): a task cancelled once, the common
     /// case, allocates no books. [`CancelFlag::Rooted`] says whether it is set.
@@ -82,19 +83,25 @@ pub(crate) struct CancelState {
 }
 
 impl Drop for CancelState {
-    /// Most tasks never allocate their cold box: one test of a word, not
-    /// the box's drop glue.
+    /// A task's in-flight table is empty when it ends, and most tasks
+    /// never allocate their cold box: a test of a word each, not the drop
+    /// glue of either.
     #[inline]
     fn drop(&mut self) {
+        let inflight = self.inflight.get_mut();
+        if !matches!(inflight, InlineSlab::Empty) {
+            drop_rare(Some(std::mem::replace(inflight, InlineSlab::Empty)), None);
+        }
         if let Some(cold) = self.cold.take() {
-            drop_cold(cold);
+            drop_rare(None, Some(cold));
         }
     }
 }
 
 /// The rare half of [`CancelState`]'s drop, out of line.
 #[inline(never)]
-fn drop_cold(cold: Box<Cold>) {
+fn drop_rare(inflight: Option<InlineSlab<Inflight>>, cold: Option<Box<Cold>>) {
+    drop(inflight);
     drop(cold);
 }
 
@@ -188,7 +195,7 @@ impl CancelState {
             bits: Bits::new(0),
             inflight_flag: BorrowFlag::new(),
             lent: Lent::new(),
-            inflight: SplitCell::new(InlineSlab::new()),
+            inflight: ManuallyDrop::new(SplitCell::new(InlineSlab::new())),
             first_root: Cell::new(None),
             cold: ManuallyDrop::new(OnceCell::new()),
         }

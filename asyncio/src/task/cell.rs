@@ -356,7 +356,9 @@ fn finish<F: Future>(task: &RawTask, stage: StageRef<'_, F>, lp: &Loop, ending: 
     task.mark_done();
     lp.unregister(task.key());
     let mut waiters = h.waiters.take();
-    if waiters.is_empty() && !panicked {
+    if matches!(waiters, OneOrMany::None) && !panicked {
+        // Nothing to drop: no call to the list's drop glue.
+        std::mem::forget(waiters);
         return;
     }
     let me = TaskRef(task.clone());

@@ -42,6 +42,13 @@ impl<T> SplitCell<T> {
         }
     }
 
+    /// The value, through an exclusive reference to the cell: no borrow
+    /// can be live, so no flag is needed.
+    #[inline]
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        self.value.get_mut()
+    }
+
     /// Borrows the value shared.
     ///
     /// # Safety
