@@ -94,11 +94,12 @@ pub(crate) fn poll_task<T>(
         return Poll::Ready(Err(err));
     }
     if task.done() {
-        if cp.is_forwarded() && cp.relay_once(cx) {
+        let forwarded = cp.is_forwarded();
+        if forwarded && cp.relay_once(cx) {
             return Poll::Pending;
         }
         *waiter = None;
-        if cp.is_forwarded() && task.cancelled() {
+        if forwarded && task.cancelled() {
             return Poll::Ready(Err(cp.take_cancelled().expect("delivered")));
         }
         cp.complete();
