@@ -54,6 +54,11 @@ impl EventLoop {
     }
 
     /// The loop's clock (virtual on a virtual-time runner).
+    ///
+    /// On real time it is the monotonic clock `Instant::now()` reads,
+    /// trailing it by at most the time of one clock read: a deadline given
+    /// as an `Instant` (`sleep_until`, `timeout_at`, `call_at`) never
+    /// fires before that instant.
     pub fn time(&self) -> Instant {
         self.lp.now()
     }
