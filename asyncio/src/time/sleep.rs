@@ -122,8 +122,9 @@ impl Sleep {
     }
 
     /// The turn after [`Sleep::start_yield`]. A yield that registered
-    /// nothing can be ended only by a cancel pending on the task; one that
-    /// registered unregisters (its delivery was polled before this).
+    /// nothing can be ended only by a request pending on the task (or, in
+    /// a scope, on its scope chain); one that registered unregisters (its
+    /// delivery was polled before this).
     #[inline(always)]
     fn finish_yield(&mut self, how: Yielded, cx: &Context<'_>) -> Poll<Result<(), CancelledError>> {
         self.state = State::Done;
