@@ -412,7 +412,10 @@ impl Checkpoint {
     /// [`Checkpoint::take_pending_after_yield`] inside a scope: whatever
     /// is pending on the task or on the scope chain is taken as by a
     /// checkpoint suspending here, and raised at once (the yield's turn is
-    /// over).
+    /// over). A yield is polled again under the scopes it suspended in,
+    /// none of them a zero-timeout one; a `Sleep` moved under such a scope
+    /// between its two polls would raise here without the relay turn that
+    /// scope's requests take elsewhere.
     #[inline(never)]
     fn take_pending_in_scope(&mut self, cx: &Context<'_>) -> Option<CancelledError> {
         let task = polling_task();
