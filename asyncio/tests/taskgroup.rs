@@ -1053,3 +1053,113 @@ fn a_group_awaited_outside_a_task_panics() {
     assert!(msg.contains("inside an asyncio task"), "{msg}");
     assert!(!ran.get());
 }
+
+// test_taskgroups: test_taskgroup_16 (test_taskgroup_15 with the cancel
+// forwarded by a task awaiting the parent; the body handles the
+// cancellation with more awaits, during which a child fails: the group
+// reports the failure, not the body's re-raised cancellation, and
+// the outside cancellation stays counted. asyncio re-arms it as a pending
+// cancel that loses to the ExceptionGroup the task raises; a Rust task's
+// `Err` is a value, so here it is delivered at the next await, as in
+// test_taskgroup_08's port: DESIGN.md §3, "pending-cancel-wins")
+#[asyncio::test(virtual_time)]
+async fn a_child_failing_while_the_body_cleans_up_an_outside_cancel_is_reported() {
+    let log = log();
+    let l = log.clone();
+    let nested_runner = async move {
+        let r = TaskGroup::run(|g| async move {
+            g.create_task(async {
+                sleep(ms(300)).await?;
+                Err::<(), _>(Error::Failed("zero division"))
+            })
+            .unwrap();
+            match sleep(secs(10)).await {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    // Cleanup that awaits, then re-raise.
+                    sleep(ms(500)).await?;
+                    Err(Error::Cancelled(e))
+                }
+            }
+        })
+        .await;
+        push_group_failure(&l, r);
+        next_await(&l).await
+    };
+    let mut r = create_task(async move { create_task(nested_runner).await });
+    sleep(ms(100)).await.unwrap();
+    assert!(!r.done());
+    r.cancel();
+    assert!((&mut r).await.is_err());
+    assert!(r.cancelled());
+    assert_eq!(
+        take(&log),
+        [
+            r#"group: ["error:zero division"] cancelling=1"#,
+            "next await cancelled"
+        ]
+    );
+}
+
+// test_taskgroups: test_taskgroup_17 (the body handles the outside cancel
+// and re-raises: the parent ends cancelled)
+#[asyncio::test(virtual_time)]
+async fn a_body_reraising_an_outside_cancel_ends_the_parent_cancelled() {
+    let num = Rc::new(Cell::new(0));
+    let n = num.clone();
+    let mut r = create_task(async move {
+        TaskGroup::run(|_g| async move {
+            if let Err(e) = sleep(secs(10)).await {
+                n.set(n.get() + 10);
+                return Err(Error::Cancelled(e));
+            }
+            Ok(())
+        })
+        .await
+    });
+    sleep(ms(100)).await.unwrap();
+    assert!(!r.done());
+    r.cancel();
+    assert!((&mut r).await.is_err());
+    assert!(r.cancelled());
+    assert_eq!(num.get(), 10);
+}
+
+// test_taskgroups: test_taskgroup_22 (an outside cancel of a group waiting
+// for healthy children cancels them all; the parent ends cancelled)
+#[asyncio::test(virtual_time)]
+async fn an_outside_cancel_of_a_waiting_group_ends_the_parent_cancelled() {
+    let log = log();
+    let l = log.clone();
+    let mut r = create_task(async move {
+        TaskGroup::run(|g| async move {
+            g.create_task(child(l.clone(), "foo1", 1, 42)).unwrap();
+            g.create_task(child(l.clone(), "foo2", 2, 11)).unwrap();
+            Ok::<_, Error>(())
+        })
+        .await
+    });
+    sleep(ms(50)).await.unwrap();
+    r.cancel();
+    let out = (&mut r).await;
+    assert!(out.is_err(), "{out:?}");
+    assert!(r.cancelled());
+    assert_eq!(take(&log), ["foo1 cancelled", "foo2 cancelled"]);
+}
+
+// test_taskgroups: test_taskgroup_task_name
+#[asyncio::test(virtual_time)]
+async fn a_child_can_be_named() {
+    TaskGroup::run(|g| async move {
+        let t = g
+            .create_task_named("yolo", async {
+                checkpoint().await?;
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        assert_eq!(t.name(), "yolo");
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+}

@@ -363,6 +363,44 @@ impl<E: 'static> TaskGroup<E> {
         Ok(task)
     }
 
+    /// [`TaskGroup::create_task`] with a name for the child
+    /// (`tg.create_task(coro, name=...)`), as [`TaskRef::name`] reports it.
+    ///
+    /// ```
+    /// use asyncio::{CancelledError, TaskGroup};
+    /// # asyncio::run(async {
+    /// TaskGroup::run(|tg| async move {
+    ///     let child = tg
+    ///         .create_task_named("fetcher", async { Ok::<_, CancelledError>(()) })
+    ///         .unwrap();
+    ///     assert_eq!(child.name(), "fetcher");
+    ///     Ok::<_, CancelledError>(())
+    /// })
+    /// .await
+    /// .unwrap();
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    /// As [`TaskGroup::create_task`].
+    ///
+    /// [`TaskRef::name`]: crate::TaskRef::name
+    pub fn create_task_named<F, T>(
+        &self,
+        name: impl Into<String>,
+        fut: F,
+    ) -> Result<Task<Result<T, ChildFailed>>, InvalidStateError>
+    where
+        F: Future<Output = Result<T, E>> + 'static,
+        T: 'static,
+    {
+        // The child takes no step before this returns: naming it now is
+        // naming it at creation.
+        let task = self.create_task(fut)?;
+        task.set_name(name);
+        Ok(task)
+    }
+
     /// Whether the group is shutting down: a child or the body failed, or
     /// the body was cancelled; no child can be added any more.
     ///
