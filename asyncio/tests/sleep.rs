@@ -277,3 +277,30 @@ async fn a_sleep_wakes_the_waker_it_was_last_polled_with() {
     second.await.unwrap().unwrap();
     assert_eq!(clock.elapsed(), ms(20));
 }
+
+// new (runtime/clock.rs): on real time, a deadline given as an `Instant`
+// never fires before that instant, nor does a relative one before its delay
+// has passed (the loop's clock is read apart from `Instant::now()`: this
+// guards the mapping between the two; the clock's unit tests check that the
+// loop's reading never leads `Instant::now()`)
+#[asyncio::test]
+async fn real_time_deadlines_never_fire_early() {
+    use std::time::Instant;
+    for i in 0..20u64 {
+        let deadline = Instant::now() + Duration::from_micros(300 + 37 * i);
+        sleep_until(deadline).await.unwrap();
+        assert!(Instant::now() >= deadline, "sleep_until woke early");
+
+        let start = Instant::now();
+        let delay = Duration::from_micros(250 + 41 * i);
+        sleep(delay).await.unwrap();
+        assert!(start.elapsed() >= delay, "sleep woke early");
+
+        let deadline = Instant::now() + Duration::from_micros(200 + 29 * i);
+        let r = asyncio::timeout_at(deadline, sleep(Duration::from_secs(5))).await;
+        assert!(r.is_err(), "timeout_at did not expire");
+        assert!(Instant::now() >= deadline, "timeout_at expired early");
+    }
+    let lp = get_running_loop().unwrap();
+    assert!(lp.time() <= Instant::now(), "the loop's clock runs ahead");
+}
