@@ -40,6 +40,7 @@ enum TState {
     Finished,
 }
 
+#[derive(Clone, Copy)]
 enum Deadline {
     /// Computed when first polled (wait_for; timeout outside a loop).
     Lazy(Option<Duration>),
@@ -62,8 +63,8 @@ enum Armed {
 struct Inner {
     scope: Rc<ScopeNode>,
     state: Cell<TState>,
-    deadline: RefCell<Deadline>,
-    armed: RefCell<Option<Armed>>,
+    deadline: Cell<Deadline>,
+    armed: Cell<Option<Armed>>,
     task: RefCell<Option<TaskRef>>,
     lp: RefCell<Weak<Loop>>,
     /// `wait_for` with a zero timeout: cancel at once, without counting a
@@ -85,15 +86,15 @@ impl Inner {
     fn new(deadline: Deadline, zero: bool) -> Rc<Inner> {
         let spare = SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten();
         if let Some(inner) = spare {
-            *inner.deadline.borrow_mut() = deadline;
+            inner.deadline.set(deadline);
             inner.zero.set(zero);
             return inner;
         }
         Rc::new(Inner {
             scope: ScopeNode::new(),
             state: Cell::new(TState::Created),
-            deadline: RefCell::new(deadline),
-            armed: RefCell::new(None),
+            deadline: Cell::new(deadline),
+            armed: Cell::new(None),
             task: RefCell::new(None),
             lp: RefCell::new(Weak::new()),
             zero: Cell::new(zero),
@@ -104,9 +105,16 @@ impl Inner {
     /// to its scope (no handle, armed timer or callback, checkpoint,
     /// request or inner scope), resetting it first so that the spare holds
     /// no task or loop alive.
+    fn is_armed(&self) -> bool {
+        let armed = self.armed.take();
+        let is = armed.is_some();
+        self.armed.set(armed);
+        is
+    }
+
     fn recycle(self: &Rc<Self>) {
         let unshared = Rc::strong_count(self) == 1 && Rc::weak_count(self) == 0;
-        if !unshared || !self.scope.unshared() || self.armed.borrow().is_some() {
+        if !unshared || !self.scope.unshared() || self.is_armed() {
             return;
         }
         self.state.set(TState::Created);
@@ -122,14 +130,14 @@ impl Inner {
     }
 
     fn when(&self) -> Option<Instant> {
-        match &*self.deadline.borrow() {
-            Deadline::At(t) => *t,
+        match self.deadline.get() {
+            Deadline::At(t) => t,
             Deadline::Lazy(_) => None,
         }
     }
 
     fn disarm(&self) {
-        match self.armed.borrow_mut().take() {
+        match self.armed.take() {
             Some(Armed::Timer(key)) => {
                 if let Some(lp) = self.lp.borrow().upgrade() {
                     lp.disarm(key);
@@ -163,7 +171,7 @@ impl Inner {
             let weak: Weak<dyn Fire> = Rc::downgrade(self) as Weak<Inner>;
             Armed::Timer(lp.arm_ns(at, TimerAction::Fire(weak)))
         };
-        *self.armed.borrow_mut() = Some(armed);
+        self.armed.set(Some(armed));
     }
 }
 
@@ -173,7 +181,7 @@ impl Fire for Inner {
         if self.state.get() != TState::Active {
             return;
         }
-        self.armed.borrow_mut().take();
+        drop(self.armed.take());
         self.state.set(TState::Expiring);
         self.scope.set_expiring(true);
         let task = self.task.borrow().clone();
@@ -195,7 +203,7 @@ impl Inner {
         // A relative deadline is resolved on the loop's clock, in
         // nanoseconds: arming it needs no conversion back.
         let mut known = None;
-        let resolved = match &*self.deadline.borrow() {
+        let resolved = match self.deadline.get() {
             Deadline::Lazy(d) => d.map(|d| {
                 let clock = lp.clock();
                 let now = clock.now_ns();
@@ -203,9 +211,9 @@ impl Inner {
                 known = Some(Known { at, now });
                 clock.instant(at)
             }),
-            Deadline::At(t) => *t,
+            Deadline::At(t) => t,
         };
-        *self.deadline.borrow_mut() = Deadline::At(resolved);
+        self.deadline.set(Deadline::At(resolved));
         self.state.set(TState::Active);
         if self.zero.get() {
             self.state.set(TState::Expiring);
@@ -378,7 +386,7 @@ impl TimeoutHandle {
                 "cannot reschedule: the timeout {what}"
             )));
         }
-        *self.inner.deadline.borrow_mut() = Deadline::At(when);
+        self.inner.deadline.set(Deadline::At(when));
         let lp = self.inner.lp.borrow().upgrade();
         match lp {
             Some(lp) => self.inner.arm(&lp, None),
