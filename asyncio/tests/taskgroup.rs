@@ -44,6 +44,15 @@ fn names(e: &TaskGroupError<Error>) -> Vec<String> {
         .collect()
 }
 
+/// A nested group's error as the outer body's: its cancellation passes
+/// through, its failures become one `Error::Group`.
+fn group_error(e: TaskGroupError<Error>) -> Error {
+    match e {
+        TaskGroupError::Cancelled(e) => e,
+        TaskGroupError::Failed(_) => Error::Group(names(&e)),
+    }
+}
+
 /// Sleeps `s` seconds, logs, returns `v`; logs "NAME cancelled" if cancelled.
 async fn child(log: Log, name: &'static str, s: u64, v: u32) -> R<u32> {
     if let Err(e) = sleep(secs(s)).await {
@@ -277,10 +286,7 @@ async fn nested_groups_report_the_inner_failure() {
             Ok::<_, Error>(())
         })
         .await
-        .map_err(|e| match e {
-            TaskGroupError::Cancelled(e) => e,
-            TaskGroupError::Failed(_) => Error::Group(names(&e)),
-        })?;
+        .map_err(group_error)?;
         Ok::<_, Error>(())
     })
     .await;
@@ -640,7 +646,7 @@ fn push_group_failure<T: std::fmt::Debug>(log: &Log, r: Result<T, TaskGroupError
 
 /// Cancels `parent` from outside 100 ms in, while it is still running,
 /// and waits for it to end with an error.
-async fn cancel_from_outside<T: std::fmt::Debug + 'static>(parent: &mut asyncio::Task<R<T>>) {
+async fn cancel_from_outside<T: std::fmt::Debug + 'static>(parent: &mut asyncio::Task<T>) {
     sleep(ms(100)).await.unwrap();
     assert!(!parent.done());
     parent.cancel();
@@ -744,10 +750,7 @@ async fn an_outer_failure_cancels_a_nested_group() {
                     current_task().unwrap().cancelling()
                 ),
             );
-            r.map_err(|e| match e {
-                TaskGroupError::Cancelled(e) => e,
-                TaskGroupError::Failed(_) => Error::Group(names(&e)),
-            })?;
+            r.map_err(group_error)?;
             Ok::<_, Error>(())
         })
         .await
@@ -1087,10 +1090,7 @@ async fn a_child_failing_while_the_body_cleans_up_an_outside_cancel_is_reported(
         next_await(&l).await
     };
     let mut r = create_task(async move { create_task(nested_runner).await });
-    sleep(ms(100)).await.unwrap();
-    assert!(!r.done());
-    r.cancel();
-    assert!((&mut r).await.is_err());
+    cancel_from_outside(&mut r).await;
     assert!(r.cancelled());
     assert_eq!(
         take(&log),
@@ -1117,10 +1117,7 @@ async fn a_body_reraising_an_outside_cancel_ends_the_parent_cancelled() {
         })
         .await
     });
-    sleep(ms(100)).await.unwrap();
-    assert!(!r.done());
-    r.cancel();
-    assert!((&mut r).await.is_err());
+    cancel_from_outside(&mut r).await;
     assert!(r.cancelled());
     assert_eq!(num.get(), 10);
 }
