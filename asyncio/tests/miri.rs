@@ -200,8 +200,9 @@ fn handles_and_wakers_release_the_task_in_any_order() {
     std::thread::spawn(move || drop(last)).join().unwrap();
 }
 
-/// The wake state and the waker count share one atomic word in the task
-/// block. Threads wake the task while the loop steps it, a spare waker is
+/// A wake from another thread sets a bit in the atomic word that also
+/// counts the wakers, and sends the task's key to the loop, which clears
+/// the bit as it takes the key. Threads wake the task while the loop steps it, a spare waker is
 /// cloned, woken and dropped on another thread the whole time, and the
 /// task ends while wakes still arrive: no wake may be lost (the task would
 /// never finish) and the block is freed once, by whoever goes last. Under

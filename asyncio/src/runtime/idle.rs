@@ -85,25 +85,14 @@ impl Remote {
     /// Runs `f` with this remote's loop if this thread is running it (one
     /// thread-local lookup): the local fast path of every wake.
     #[inline]
-    fn with_own_loop<R>(&self, f: impl FnOnce(&Loop) -> R) -> Option<R> {
+    pub(crate) fn with_own_loop<R>(&self, f: impl FnOnce(&Loop) -> R) -> Option<R> {
         context::with_loop(|lp| (lp.id == self.loop_id).then(|| f(lp))).flatten()
     }
 
-    /// Schedules a task woken through its waker, from any thread.
-    ///
-    /// Inline: the local case (a wake on the loop's own thread, as every
-    /// wake by a queue or lock is) is one thread-local read and a push,
-    /// best done in the waker itself; the rest is out of line.
-    #[inline]
-    pub(crate) fn schedule(&self, key: TaskKey) {
-        let local = self.with_own_loop(|lp| lp.push_ready(key));
-        if local.is_none() {
-            self.schedule_remote(key);
-        }
-    }
-
+    /// Sends a task's key to the loop from another thread (its waker set
+    /// the task's remote-wake bit), unless the loop is closed.
     #[cold]
-    fn schedule_remote(&self, key: TaskKey) {
+    pub(crate) fn schedule_remote(&self, key: TaskKey) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -261,7 +250,13 @@ impl Loop {
         let items = std::mem::take(&mut *lock(&self.remote.queue));
         for item in items {
             match item {
-                RemoteItem::Task(key) => self.push_ready(key),
+                RemoteItem::Task(key) => {
+                    // A task done since is gone from the registry (or its
+                    // slot holds a later generation): nothing to wake.
+                    if let Some(t) = self.tasks.borrow().get(key) {
+                        t.0.take_remote_wake(self);
+                    }
+                }
                 RemoteItem::Call(f) => self.push_callback(Rc::new(Callback {
                     cancelled: Cell::new(false),
                     f: RefCell::new(Some(f)),

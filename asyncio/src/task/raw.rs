@@ -13,10 +13,10 @@
 //! - the type-independent [`Header`] and the [`StageCell`] (the future, then
 //!   its output): the loop's thread only.
 //!
-//! # Two counts
+//! # Two counts, two wake states
 //!
 //! Local handles (`TaskRef`, `Task<T>`, the loop's registry entry) are
-//! `!Send`, so they are counted in `Shared::locals` by the loop's thread
+//! `!Send`, so they are counted in `Shared::local` by the loop's thread
 //! alone (relaxed loads and stores, no read-modify-write). Wakers
 //! are `Send + Sync` and counted in `Shared::word` atomically; all local
 //! handles together hold one unit of the count.
@@ -30,7 +30,19 @@
 //!   is `Send + Sync`.
 //!
 //! A local handle is never made from a waker (a wake names the task by its
-//! registry key), so `locals` never climbs back from zero.
+//! registry key), so the local count never climbs back from zero.
+//!
+//! The wake state is split the same way. Whether the task sits in the
+//! ready queue ([`QUEUED`]) or is done ([`DONE`]) lives beside the local
+//! count and is read and written by the loop's thread alone: a wake on the
+//! loop's own thread (every wake by a queue, a lock, an awaited task, a
+//! yield) and the start of every step are plain loads and stores, with no
+//! locked instruction. A wake from another thread sets [`REMOTE`] in the
+//! atomic word and, if it was clear, sends the task's key to the loop's
+//! remote queue; the loop clears the bit as it takes the key and wakes the
+//! task locally then ([`RawTask::take_remote_wake`]). A remote wake that
+//! finds the bit set is covered by the key already on its way: the loop
+//! clears the bit (acquiring the wake's writes) before the step it queues.
 //!
 //! # Pinning
 //!
@@ -54,28 +66,32 @@ use super::cell::{self, Flag, Flags, Header};
 use super::{Outcome, TaskRef};
 use crate::runtime::{Loop, Remote, TaskKey};
 
-/// The wake state, in the low bits of [`Shared::word`]. Neither bit:
-/// idle (suspended or running). `QUEUED`: in the ready queue (woken, not
-/// yet stepped). `DONE`: wakes do nothing (it wins over `QUEUED`, which a
-/// late wake may still set).
+/// The local wake state, in the low bits of [`Shared::local`]. Neither
+/// bit: idle (suspended or running). `QUEUED`: in the ready queue (woken,
+/// not yet stepped). `DONE`: wakes do nothing.
 const QUEUED: u32 = 1;
 const DONE: u32 = 2;
 const STATE: u32 = QUEUED | DONE;
+/// One local handle, in the rest of [`Shared::local`].
+const LOCAL: u32 = 4;
+
+/// The low bit of [`Shared::word`]: a wake from another thread has sent
+/// the task's key to the loop, which has not taken it yet.
+const REMOTE: u32 = 1;
 /// One reference, in the rest of the word.
-const REF: u32 = 4;
+const REF: u32 = 2;
 
 /// The part of a task any thread may touch (through a waker).
 struct Shared {
-    /// The wake state (two bits) and, above it, the count of references:
-    /// wakers, plus one for all local handles together. One 32-bit word:
-    /// every wake-state change is a single `fetch_or`/`fetch_and`, and the
-    /// header stays small. A waker clone past 2^29 aborts, as `Arc` does at
-    /// `isize::MAX`.
+    /// [`REMOTE`] and, above it, the count of references: wakers, plus one
+    /// for all local handles together. A waker clone past 2^30 aborts, as
+    /// `Arc` does at `isize::MAX`.
     word: AtomicU32,
-    /// The number of local handles. Only the loop's thread touches it:
-    /// atomic only so that `Shared` stays `Sync`; its relaxed loads and
-    /// stores compile to plain moves.
-    locals: AtomicU32,
+    /// The local wake state ([`QUEUED`], [`DONE`]) and, above it, the
+    /// number of local handles. Only the loop's thread touches it: atomic
+    /// only so that `Shared` stays `Sync`; its relaxed loads and stores
+    /// compile to plain moves.
+    local: AtomicU32,
     key: TaskKey,
     remote: Arc<Remote>,
     vtable: &'static Vtable,
@@ -275,8 +291,8 @@ impl RawTask {
         cell.write(RawCell {
             head: Head {
                 shared: Shared {
-                    word: AtomicU32::new(REF | QUEUED),
-                    locals: AtomicU32::new(1),
+                    word: AtomicU32::new(REF),
+                    local: AtomicU32::new(LOCAL | QUEUED),
                     key,
                     remote,
                     vtable: vtable::<F>(),
@@ -342,25 +358,37 @@ impl RawTask {
 
     /// Wakes the task from its own loop's thread, as its waker would,
     /// without the waker's look-up of the loop.
+    #[inline]
     pub(crate) fn wake_on(&self, lp: &Loop) {
-        if self.shared().word.fetch_or(QUEUED, Ordering::AcqRel) & STATE == 0 {
-            lp.push_ready(self.key());
-        }
+        self.shared().wake_local(lp);
+    }
+
+    /// Takes a wake sent from another thread (the loop drains its remote
+    /// queue): clears [`REMOTE`], so the next remote wake sends the key
+    /// again, then wakes the task here. Clearing first, with acquire, is
+    /// what makes a remote wake that found the bit set safe to drop: its
+    /// writes are seen by the step this queues.
+    pub(crate) fn take_remote_wake(&self, lp: &Loop) {
+        self.shared().word.fetch_and(!REMOTE, Ordering::AcqRel);
+        self.shared().wake_local(lp);
     }
 
     /// Called as a step begins: wakes from now on queue the task again.
+    #[inline]
     pub(crate) fn begin_step(&self) {
-        self.shared().word.fetch_and(!QUEUED, Ordering::AcqRel);
+        let local = &self.shared().local;
+        local.store(local.load(Ordering::Relaxed) & !QUEUED, Ordering::Relaxed);
     }
 
     /// Whether the task sits in the ready queue (woken, not yet stepped).
     pub(crate) fn is_queued(&self) -> bool {
-        self.shared().word.load(Ordering::Acquire) & STATE == QUEUED
+        self.shared().local.load(Ordering::Relaxed) & STATE == QUEUED
     }
 
     /// The task is done: later wakes do nothing.
     pub(crate) fn mark_done(&self) {
-        self.shared().word.fetch_or(DONE, Ordering::Release);
+        let local = &self.shared().local;
+        local.store(local.load(Ordering::Relaxed) | DONE, Ordering::Relaxed);
     }
 
     /// Runs one step.
@@ -385,8 +413,23 @@ impl RawTask {
 impl Shared {
     /// Counts one more local handle (on the loop's thread).
     fn add_local(&self) {
-        let n = self.locals.load(Ordering::Relaxed);
-        self.locals.store(n + 1, Ordering::Relaxed);
+        let n = self.local.load(Ordering::Relaxed);
+        if n >= u32::MAX - LOCAL {
+            // As `Rc` does: never wrap (a billion handles to one task).
+            std::process::abort();
+        }
+        self.local.store(n + LOCAL, Ordering::Relaxed);
+    }
+
+    /// Queues the task on `lp`, its own loop, unless it is queued or done.
+    /// The caller is on the loop's thread: `lp` runs there.
+    #[inline]
+    fn wake_local(&self, lp: &Loop) {
+        let w = self.local.load(Ordering::Relaxed);
+        if w & STATE == 0 {
+            self.local.store(w | QUEUED, Ordering::Relaxed);
+            lp.push_ready(self.key);
+        }
     }
 }
 
@@ -399,10 +442,10 @@ impl Clone for RawTask {
 
 impl Drop for RawTask {
     fn drop(&mut self) {
-        let locals = &self.shared().locals;
-        let left = locals.load(Ordering::Relaxed) - 1;
-        locals.store(left, Ordering::Relaxed);
-        if left == 0 {
+        let local = &self.shared().local;
+        let left = local.load(Ordering::Relaxed) - LOCAL;
+        local.store(left, Ordering::Relaxed);
+        if left < LOCAL {
             let ptr = self.ptr;
             // SAFETY: this was the last local handle: nothing can reach the
             // local part any more, and we are on the loop's thread.
@@ -611,8 +654,14 @@ unsafe fn waker_wake(data: *const ()) {
 unsafe fn waker_wake_by_ref(data: *const ()) {
     // SAFETY: a live waker's data.
     let shared = unsafe { shared_of(data) };
-    if shared.word.fetch_or(QUEUED, Ordering::AcqRel) & STATE == 0 {
-        shared.remote.schedule(shared.key);
+    // On the loop's own thread, `local` is ours to touch (see `Shared`).
+    if shared
+        .remote
+        .with_own_loop(|lp| shared.wake_local(lp))
+        .is_none()
+        && shared.word.fetch_or(REMOTE, Ordering::AcqRel) & REMOTE == 0
+    {
+        shared.remote.schedule_remote(shared.key);
     }
 }
 
