@@ -12,9 +12,11 @@
 //! armed for an earlier tick sends `front` back to its bucket first, so
 //! `front` never takes a stream of inserts in its middle.
 //!
-//! Disarming removes the slab entry in O(1) and leaves a stale node that is
-//! skipped when it reaches the front, so cancelled timers never advance a
-//! virtual clock. A due timer is moved to the end of the ready queue but
+//! Disarming removes the slab entry in O(1). The node of the newest timer
+//! goes with it (a `wait_for` that completes disarms the timer it just
+//! armed); any other is left stale, skipped when it reaches the front (so
+//! cancelled timers never advance a virtual clock), or dropped earlier by
+//! a compaction once stale nodes outnumber live ones. A due timer is moved to the end of the ready queue but
 //! keeps its entry until it runs, so it can still be disarmed by a callback
 //! that runs before it in the same turn (asyncio's rule,
 //! ASYNCIO-SEMANTICS.md §1.3).
@@ -101,7 +103,15 @@ pub(crate) struct Timers {
     /// the same delay land together): kept out of the map until another
     /// tick is armed or the order is read.
     hot: (u64, Vec<Node>),
+    /// Nodes in the order (`front`, `buckets`, `hot`), live or stale.
+    nodes: usize,
+    /// Of those, the stale ones: nodes of timers disarmed before they were
+    /// due. See [`Timers::compact`].
+    stale: usize,
 }
+
+/// The fewest stale nodes that make [`Timers::compact`] worth a pass.
+const COMPACT_MIN_STALE: usize = 64;
 
 impl Timers {
     pub(crate) fn new() -> Timers {
@@ -112,6 +122,8 @@ impl Timers {
             front_tick: None,
             buckets: BTreeMap::new(),
             hot: (0, Vec::new()),
+            nodes: 0,
+            stale: 0,
         }
     }
 
@@ -158,6 +170,7 @@ impl Timers {
                 .filter(|&s| s != u32::MAX)
                 .expect("asyncio: 2^32 - 1 timers armed at once"),
         };
+        self.nodes += 1;
         let tick = Timers::tick(node.at);
         match self.front_tick {
             Some(ft) if tick == ft => {
@@ -192,9 +205,24 @@ impl Timers {
                     return Some(n);
                 }
                 self.front.pop_front();
+                self.nodes -= 1;
+                self.stale -= 1;
             }
-            self.flush_hot();
-            let (tick, mut nodes) = self.buckets.pop_first()?;
+            // The next bucket: the hot one if it is the earliest (taken as
+            // it is, and given the front's spare buffer, so a loop that
+            // arms one timer a turn allocates nothing), else the map's
+            // first (with the hot one merged in if it has the same tick).
+            let first = self.buckets.first_key_value().map(|(&tick, _)| tick);
+            let (tick, mut nodes) =
+                if !self.hot.1.is_empty() && first.is_none_or(|tick| self.hot.0 < tick) {
+                    let spare = Vec::from(std::mem::take(&mut self.front));
+                    (self.hot.0, std::mem::replace(&mut self.hot.1, spare))
+                } else {
+                    if first == Some(self.hot.0) {
+                        self.flush_hot();
+                    }
+                    self.buckets.pop_first()?
+                };
             nodes.sort_unstable_by_key(|n| (n.at, n.seq));
             self.front = nodes.into();
             self.front_tick = Some(tick);
@@ -209,12 +237,72 @@ impl Timers {
 
     /// Disarms; `false` if the timer already ran or was disarmed.
     pub(crate) fn cancel(&mut self, key: TimerKey) -> bool {
-        if self.live(key) {
-            self.entries.remove(key.slot as usize);
-            true
-        } else {
-            false
+        if !self.live(key) {
+            return false;
         }
+        let removed = self.entries.remove(key.slot as usize);
+        if removed.is_some_and(|e| e.seq & DUE == 0) {
+            self.drop_node(key);
+        }
+        true
+    }
+
+    /// Drops the node of a timer just disarmed before it was due. The
+    /// newest node is popped at once (a `wait_for` that completes disarms
+    /// the timer it armed last: no stale node at all); any other stays in
+    /// the order, stale, until it reaches the front or a compaction drops
+    /// it.
+    fn drop_node(&mut self, key: TimerKey) {
+        let is_it = |n: Option<&Node>| n.is_some_and(|n| n.key() == key);
+        if is_it(self.hot.1.last()) {
+            self.hot.1.pop();
+        } else if is_it(self.front.back()) {
+            self.front.pop_back();
+        } else {
+            self.stale += 1;
+            if self.stale >= COMPACT_MIN_STALE && 2 * self.stale > self.nodes {
+                self.compact();
+            }
+            return;
+        }
+        self.nodes -= 1;
+    }
+
+    /// Drops every stale node. Disarming leaves its node in place (O(1)),
+    /// but a loop that arms and disarms long timers at a high rate (a
+    /// `wait_for(read, 60 s)` per request) would otherwise keep a node per
+    /// disarmed timer until its deadline came round: memory growing with
+    /// rate times timeout. Run once stale nodes are more than half of all
+    /// (asyncio rebuilds its heap on the same rule), so the pass costs O(1)
+    /// per disarm, amortized, and stale nodes never outnumber live ones by
+    /// more than [`COMPACT_MIN_STALE`].
+    #[cold]
+    fn compact(&mut self) {
+        let entries = &self.entries;
+        let live = |n: &Node| entries.get(n.slot as usize).is_some_and(|e| e.is(n.seq));
+        let shrink = |nodes: &mut Vec<Node>| {
+            nodes.retain(live);
+            if worth_shrinking(nodes.len(), nodes.capacity()) {
+                nodes.shrink_to(2 * nodes.len());
+            }
+        };
+        self.front.retain(live);
+        if worth_shrinking(self.front.len(), self.front.capacity()) {
+            self.front.shrink_to(2 * self.front.len());
+        }
+        shrink(&mut self.hot.1);
+        self.buckets.retain(|_, nodes| {
+            shrink(nodes);
+            !nodes.is_empty()
+        });
+        self.nodes -= self.stale;
+        self.stale = 0;
+        debug_assert_eq!(
+            self.nodes,
+            self.front.len()
+                + self.hot.1.len()
+                + self.buckets.values().map(Vec::len).sum::<usize>()
+        );
     }
 
     /// Whether the timer is still armed or due (it has not run).
@@ -259,6 +347,7 @@ impl Timers {
                 break;
             }
             self.front.pop_front();
+            self.nodes -= 1;
             if let Some(e) = self.entries.get_mut(n.slot as usize) {
                 e.seq |= DUE;
             }
@@ -289,14 +378,35 @@ impl Timers {
         self.entries.len()
     }
 
+    /// Nodes kept in the order, live or stale, counted one by one; checks
+    /// the running counts against them.
+    #[cfg(test)]
+    fn count_nodes(&self) -> usize {
+        let all: Vec<&Node> = (self.front.iter())
+            .chain(&self.hot.1)
+            .chain(self.buckets.values().flatten())
+            .collect();
+        let stale = all.iter().filter(|n| !self.live(n.key())).count();
+        assert_eq!((all.len(), stale), (self.nodes, self.stale));
+        all.len()
+    }
+
     /// Drops every timer (loop close).
     pub(crate) fn clear(&mut self) -> Vec<TimerAction> {
         self.front.clear();
         self.front_tick = None;
         self.buckets.clear();
         self.hot.1.clear();
+        self.nodes = 0;
+        self.stale = 0;
         self.entries.drain().into_iter().map(|e| e.action).collect()
     }
+}
+
+/// Whether a node list left this short by a compaction should give back
+/// memory (a bucket once filled by a burst of timers keeps its capacity).
+fn worth_shrinking(len: usize, capacity: usize) -> bool {
+    capacity > 64 && len < capacity / 4
 }
 
 #[cfg(test)]
@@ -355,15 +465,103 @@ mod tests {
     /// Arms, disarms and pops at random against a sorted list of
     /// `(deadline, arming order)`: the order must be exactly that, whatever
     /// buckets the timers landed in.
+    /// A `wait_for` per request with a long timeout arms a timer and
+    /// disarms it long before its deadline. With an earlier timer live
+    /// (a periodic task's sleep), the disarmed ones never reach the front;
+    /// disarmed out of order (requests overlap), they are not the newest
+    /// either. The stale nodes are dropped once they outnumber the live
+    /// ones, so memory follows the live timers, not rate times timeout.
+    #[test]
+    fn disarmed_timers_do_not_pile_up() {
+        let mut t = Timers::new();
+        let mut live: Vec<TimerKey> = vec![t.arm(ns_at(Duration::from_secs(1)), cb())];
+        live.extend((0..100).map(|i| t.arm(ns_at(Duration::from_secs(3600 + i)), cb())));
+        let mut pending = std::collections::VecDeque::new();
+        for i in 0..100_000u64 {
+            // Ten seconds ahead of a clock that creeps forward; eight
+            // requests in flight, each finishing in turn.
+            pending.push_back(t.arm(ns_at(Duration::from_micros(10_000_000 + i * 3)), cb()));
+            if pending.len() > 8 {
+                assert!(t.cancel(pending.pop_front().unwrap()));
+            }
+            assert_eq!(t.next_deadline(), Some(ns_at(Duration::from_secs(1))));
+            assert!(
+                t.nodes <= 2 * (live.len() + pending.len()) + COMPACT_MIN_STALE,
+                "{} nodes kept for {} live timers after {i} disarms",
+                t.nodes,
+                live.len() + pending.len()
+            );
+            if i % 1000 == 0 {
+                t.count_nodes();
+            }
+        }
+        for k in pending {
+            assert!(t.cancel(k));
+        }
+        assert_eq!(t.len(), live.len());
+        // The live timers still fire, in order, and nothing else does.
+        let mut due = Vec::new();
+        t.pop_due(|| ns_at(Duration::from_secs(7200)), |slot| due.push(slot));
+        assert_eq!(due, live.iter().map(|k| k.slot).collect::<Vec<_>>());
+    }
+
+    /// A timer disarmed right after it was armed (a `wait_for` whose
+    /// future finished at once) leaves no node behind.
+    #[test]
+    fn the_newest_timer_disarmed_leaves_no_node() {
+        let mut t = Timers::new();
+        let early = t.arm(ns_at(Duration::from_secs(1)), cb());
+        for i in 0..1000 {
+            let k = t.arm(ns_at(Duration::from_secs(10 + i)), cb());
+            assert!(t.cancel(k));
+            assert_eq!((t.count_nodes(), t.stale), (1, 0));
+        }
+        // Also when it joined the front (same tick as the earliest).
+        let k = t.arm(
+            ns_at(Duration::from_millis(1000) + Duration::from_micros(5)),
+            cb(),
+        );
+        assert_eq!(t.next_deadline(), Some(ns_at(Duration::from_secs(1))));
+        assert!(t.cancel(k));
+        assert_eq!((t.count_nodes(), t.stale), (1, 0));
+        assert!(t.cancel(early));
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    /// Disarming a due timer (its node already left the order) leaves no
+    /// stale node to count: the count that triggers compaction stays exact.
+    #[test]
+    fn disarming_a_due_timer_leaves_no_stale_node() {
+        let mut t = Timers::new();
+        let keys: Vec<TimerKey> = (0..200)
+            .map(|_| t.arm(ns_at(Duration::from_secs(1)), cb()))
+            .collect();
+        let mut due = Vec::new();
+        t.pop_due(|| ns_at(Duration::from_secs(1)), |slot| due.push(slot));
+        assert_eq!(due.len(), 200);
+        for k in &keys {
+            assert!(t.cancel(*k));
+        }
+        assert_eq!((t.nodes, t.stale), (0, 0));
+        let k = t.arm(ns_at(Duration::from_secs(2)), cb());
+        assert_eq!(t.next_deadline(), Some(ns_at(Duration::from_secs(2))));
+        assert!(t.cancel(k));
+        assert_eq!(t.next_deadline(), None);
+        assert_eq!((t.nodes, t.stale), (0, 0));
+    }
+
     #[test]
     fn firing_order_matches_a_sorted_reference() {
         let mut next = crate::util::test_rng(0x2545_f491_4f6c_dd1d_u64);
-        for _round in 0..20 {
+        for round in 0..20 {
+            // Odd rounds disarm about half of what they arm, so stale nodes
+            // pile up and compactions run between pops.
+            let churn = round % 2 == 1;
             let mut t = Timers::new();
             let mut reference: Vec<(Duration, u64, TimerKey)> = Vec::new();
             let mut now = Duration::ZERO;
             let mut n = 0u64;
-            for _step in 0..400 {
+            for _step in 0..if churn { 3000 } else { 400 } {
                 match next(10) {
                     0..=5 => {
                         // Deadlines close together, some equal, some earlier
@@ -372,6 +570,11 @@ mod tests {
                         n += 1;
                         let k = t.arm(ns_at(at), cb());
                         reference.push((at, n, k));
+                        if churn && next(2) == 0 {
+                            let i = next(reference.len() as u64) as usize;
+                            let (_, _, k) = reference.remove(i);
+                            assert!(t.cancel(k));
+                        }
                     }
                     6 if !reference.is_empty() => {
                         let i = next(reference.len() as u64) as usize;
@@ -391,6 +594,7 @@ mod tests {
                             assert!(t.take_due(slot).is_some());
                         }
                         reference.sort_by_key(|&(at, n, _)| (at, n));
+                        t.count_nodes();
                         assert_eq!(
                             t.next_deadline(),
                             reference.first().map(|&(d, _, _)| ns_at(d))
