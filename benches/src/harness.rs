@@ -126,14 +126,20 @@ pub fn run_all(cfg: &Config) -> Result<Report, String> {
     Ok(report)
 }
 
-/// Runs `w` on every Rust runtime, alternating runtimes within each round.
+/// Runs `w` on every Rust runtime, alternating runtimes within each round
+/// and rotating which goes first from one round to the next.
 fn bench_rust(cfg: &Config, w: Workload, n: usize) -> Result<Samples, String> {
     // Child-process workloads start from a fresh process each run: no warm-up.
     let in_child = w.in_child();
     let warmup = usize::from(cfg.warmup && !in_child);
     let mut samples: HashMap<Runtime, Result<Vec<RunResult>, String>> = HashMap::new();
     for round in 0..warmup + cfg.runs {
-        for rt in Runtime::ALL {
+        // Each round starts one runtime later, so no runtime always runs
+        // first (right after the previous round's last one: its sockets
+        // closing, its memory going back) or always last.
+        let mut order = Runtime::ALL;
+        order.rotate_left(round % Runtime::ALL.len());
+        for rt in order {
             let runs = samples.entry(rt).or_insert_with(|| Ok(Vec::new()));
             let Ok(runs) = runs else { continue };
             let result = if in_child {
