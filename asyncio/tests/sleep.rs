@@ -4,6 +4,7 @@
 mod common;
 
 use std::cell::Cell;
+use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -303,4 +304,78 @@ async fn real_time_deadlines_never_fire_early() {
     }
     let lp = get_running_loop().unwrap();
     assert!(lp.time() <= Instant::now(), "the loop's clock runs ahead");
+}
+
+/// Wakes the task's own waker, counting the wakes: a combinator's waker.
+struct CountingWaker {
+    inner: std::task::Waker,
+    wakes: std::sync::atomic::AtomicUsize,
+}
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.wakes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.wake_by_ref();
+    }
+}
+
+// new: a sleep polled with another waker than its task's (inside a
+// combinator with a waker of its own) wakes that waker, once
+#[asyncio::test(virtual_time)]
+async fn a_sleep_polled_with_a_foreign_waker_wakes_it() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::sync::Arc;
+    use std::task::Waker;
+
+    let clock = Clock::start();
+    let mut s = Box::pin(sleep(secs(2)));
+    let mut counting: Option<Arc<CountingWaker>> = None;
+    std::future::poll_fn(|cx| {
+        let w = counting.get_or_insert_with(|| {
+            Arc::new(CountingWaker {
+                inner: cx.waker().clone(),
+                wakes: Default::default(),
+            })
+        });
+        let waker = Waker::from(w.clone());
+        let mut own = std::task::Context::from_waker(&waker);
+        s.as_mut().poll(&mut own).map(|r| r.expect("not cancelled"))
+    })
+    .await;
+    assert_eq!(clock.elapsed(), secs(2));
+    assert_eq!(counting.unwrap().wakes.load(SeqCst), 1);
+}
+
+// new: a sleep first polled by one task and then awaited by another wakes
+// the task polling it last
+#[asyncio::test(virtual_time)]
+async fn a_sleep_handed_to_another_task_wakes_that_task() {
+    use std::cell::RefCell;
+    use std::task::Poll;
+
+    let clock = Clock::start();
+    let slot = Rc::new(RefCell::new(Some(Box::pin(sleep(secs(3))))));
+    let first = {
+        let slot = slot.clone();
+        create_task(async move {
+            // Poll once, arming the timer with this task as its waker, then
+            // let go of it.
+            std::future::poll_fn(|cx| {
+                let mut guard = slot.borrow_mut();
+                assert!(guard.as_mut().unwrap().as_mut().poll(cx).is_pending());
+                Poll::Ready(())
+            })
+            .await;
+        })
+    };
+    first.await.unwrap();
+    let second = create_task(async move {
+        let s = slot.borrow_mut().take().unwrap();
+        s.await.unwrap();
+    });
+    second.await.unwrap();
+    assert_eq!(clock.elapsed(), secs(3));
 }

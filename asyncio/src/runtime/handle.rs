@@ -84,7 +84,9 @@ impl EventLoop {
     /// Schedules `f` to run at `when` (the loop's clock). Timers with equal
     /// deadlines run in the order they were scheduled.
     pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> TimerHandle {
-        let key = self.lp.arm(when, TimerAction::Callback(Box::new(f)));
+        let key = self
+            .lp
+            .arm(when, TimerAction::Callback(Box::new(Box::new(f))));
         TimerHandle {
             lp: Rc::downgrade(&self.lp),
             key,

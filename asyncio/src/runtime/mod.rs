@@ -226,6 +226,11 @@ impl Loop {
         }
     }
 
+    /// The key of the task of this loop that `waker` wakes, if it is one.
+    pub(crate) fn task_of_waker(&self, waker: &std::task::Waker) -> Option<TaskKey> {
+        crate::task::task_of_waker(waker, self.id)
+    }
+
     /// Queues the task `key` names for a step on the next turn.
     #[inline]
     pub(crate) fn push_ready(&self, key: TaskKey) {
@@ -324,6 +329,7 @@ impl Loop {
                 ReadyItem::Timer(slot) => {
                     let action = self.timers.borrow_mut().take_due(slot);
                     match action {
+                        Some(TimerAction::Task(key)) => self.wake_task(key),
                         Some(TimerAction::Wake(w)) => w.wake(),
                         Some(TimerAction::Callback(f)) => f(),
                         Some(TimerAction::Fire(t)) => {

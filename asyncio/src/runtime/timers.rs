@@ -26,23 +26,35 @@ use std::collections::{BTreeMap, VecDeque};
 use std::rc::Weak;
 use std::task::Waker;
 
+use super::{Loop, TaskKey};
+use crate::time::TimeoutInner;
 use crate::util::slab::Slab;
 
-/// What a timer does when it fires.
+/// What a timer does when it fires. Two words: a million sleeping tasks
+/// keep a million of them.
 pub(crate) enum TimerAction {
-    /// Wake a sleeping checkpoint.
-    Wake(Waker),
-    /// Run a callback (`call_later`).
-    Callback(Box<dyn FnOnce()>),
+    /// Wake a task of this loop whose sleep was polled with the task's own
+    /// waker (the common case): named by its key, so arming clones no
+    /// waker and firing or disarming drops none.
+    Task(TaskKey),
+    /// Wake a sleep polled with another waker (a combinator's own).
+    Wake(Box<Waker>),
+    /// Run a callback (`call_later`): boxed twice, to stay one word.
+    Callback(Box<Box<dyn FnOnce()>>),
     /// Fire a timeout, if it still exists: held weakly, and with no
     /// allocation per arming (a `wait_for` arms one timer per call).
-    Fire(Weak<dyn Fire>),
+    Fire(Weak<TimeoutInner>),
 }
 
-/// Something a timer fires in place (see [`TimerAction::Fire`]).
-pub(crate) trait Fire {
-    /// The timer's deadline passed.
-    fn fire(&self);
+impl TimerAction {
+    /// The action that wakes whoever `waker` wakes: [`TimerAction::Task`]
+    /// if it is the waker of a task of `lp`.
+    pub(crate) fn wake(lp: &Loop, waker: &Waker) -> TimerAction {
+        match lp.task_of_waker(waker) {
+            Some(key) => TimerAction::Task(key),
+            None => TimerAction::Wake(Box::new(waker.clone())),
+        }
+    }
 }
 
 /// Names one armed timer; stale keys are harmless.
@@ -310,14 +322,18 @@ impl Timers {
         self.live(key)
     }
 
-    /// Points a sleeping checkpoint's timer at its latest waker.
-    pub(crate) fn update_waker(&mut self, key: TimerKey, waker: &Waker) {
+    /// Points a sleeping checkpoint's timer at its latest waker (`action`
+    /// as [`TimerAction::wake`] makes it, only when it changed).
+    pub(crate) fn update_waker(&mut self, key: TimerKey, lp: &Loop, waker: &Waker) {
         if let Some(e) = self.entries.get_mut(key.slot as usize) {
             if e.is(key.seq) {
-                if let TimerAction::Wake(w) = &mut e.action {
-                    if !w.will_wake(waker) {
-                        *w = waker.clone();
-                    }
+                let same = match &e.action {
+                    TimerAction::Task(k) => lp.task_of_waker(waker) == Some(*k),
+                    TimerAction::Wake(w) => w.will_wake(waker),
+                    _ => true,
+                };
+                if !same {
+                    e.action = TimerAction::wake(lp, waker);
                 }
             }
         }
@@ -425,11 +441,12 @@ mod tests {
     #[test]
     fn a_node_and_a_ready_entry_stay_small() {
         assert_eq!(std::mem::size_of::<Node>(), 24);
+        assert_eq!(std::mem::size_of::<Timer>(), 24);
         assert_eq!(std::mem::size_of::<crate::runtime::Ready>(), 8);
     }
 
     fn cb() -> TimerAction {
-        TimerAction::Callback(Box::new(|| {}))
+        TimerAction::Callback(Box::new(Box::new(|| {})))
     }
 
     #[test]

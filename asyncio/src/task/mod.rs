@@ -22,7 +22,7 @@ use crate::cancel::state::CancelState;
 use crate::runtime::context;
 use cell::{End, Flag, Header};
 pub use join::{Flatten, FlattenFuture, Join, Wait, WaitFuture};
-pub(crate) use raw::{CurrentTask, RawTask, Typed};
+pub(crate) use raw::{task_of_waker, CurrentTask, RawTask, Typed};
 
 /// How a finished task ended, as handed to whoever awaits it.
 pub(crate) enum Outcome<T> {

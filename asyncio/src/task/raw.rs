@@ -619,6 +619,20 @@ unsafe fn dealloc<F: Future>(ptr: NonNull<Head>) {
 static WAKER_VTABLE: RawWakerVTable =
     RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
 
+/// The registry key of the task `waker` wakes, if it is the waker of a
+/// task of the loop `loop_id`.
+pub(crate) fn task_of_waker(waker: &Waker, loop_id: u64) -> Option<TaskKey> {
+    if !std::ptr::eq(waker.vtable(), &WAKER_VTABLE) {
+        return None;
+    }
+    // SAFETY: only `raw_waker` and `waker_clone` make wakers with this
+    // vtable, from a task block's address; the waker we borrow holds a unit
+    // of its count (or borrows a task handle that does), so the block's
+    // `Shared` is alive while we read it.
+    let shared = unsafe { shared_of(waker.data()) };
+    (shared.remote.loop_id() == loop_id).then_some(shared.key)
+}
+
 fn raw_waker(ptr: NonNull<Head>) -> RawWaker {
     RawWaker::new(ptr.as_ptr().cast_const().cast(), &WAKER_VTABLE)
 }

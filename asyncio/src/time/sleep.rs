@@ -163,7 +163,7 @@ impl Sleep {
                     }
                     _ => unreachable!("matched above"),
                 };
-                let key = lp.arm_ns(at, TimerAction::Wake(cx.waker().clone()));
+                let key = lp.arm_ns(at, TimerAction::wake(&lp, cx.waker()));
                 self.state = State::Armed(std::rc::Rc::downgrade(&lp), key);
                 self.cp.suspend(cx, None);
                 Poll::Pending
@@ -180,7 +180,7 @@ impl Sleep {
                     self.cp.complete();
                     return Poll::Ready(Ok(()));
                 }
-                lp.timers.borrow_mut().update_waker(key, cx.waker());
+                lp.timers.borrow_mut().update_waker(key, &lp, cx.waker());
                 self.cp.suspend(cx, None);
                 Poll::Pending
             }

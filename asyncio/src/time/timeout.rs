@@ -27,7 +27,7 @@ use super::error::{InvalidStateError, TimeoutError};
 use crate::cancel::delivery::deliver;
 use crate::cancel::scope::{scope_converts, ScopeGuard, ScopeNode};
 use crate::runtime::clock::nanos;
-use crate::runtime::timers::{Fire, TimerAction, TimerKey};
+use crate::runtime::timers::{TimerAction, TimerKey};
 use crate::runtime::{context, Callback, Loop};
 use crate::task::{current_task_obj, TaskRef};
 
@@ -60,7 +60,8 @@ enum Armed {
     Soon(Rc<Callback>),
 }
 
-struct Inner {
+/// A timeout's state, shared by its future, its handle and its timer.
+pub(crate) struct Inner {
     scope: Rc<ScopeNode>,
     state: Cell<TState>,
     deadline: Cell<Deadline>,
@@ -168,16 +169,15 @@ impl Inner {
                 }
             })))
         } else {
-            let weak: Weak<dyn Fire> = Rc::downgrade(self) as Weak<Inner>;
-            Armed::Timer(lp.arm_ns(at, TimerAction::Fire(weak)))
+            Armed::Timer(lp.arm_ns(at, TimerAction::Fire(Rc::downgrade(self))))
         };
         self.armed.set(Some(armed));
     }
 }
 
-impl Fire for Inner {
+impl Inner {
     /// The deadline passed: the scope's own request goes out.
-    fn fire(&self) {
+    pub(crate) fn fire(&self) {
         if self.state.get() != TState::Active {
             return;
         }
