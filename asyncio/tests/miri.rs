@@ -362,3 +362,24 @@ fn a_cancel_reaches_two_checkpoints_in_flight_in_one_task() {
             assert!(matches!(out, Ok((true, true))), "{out:?}");
         });
 }
+
+/// A timer names its sleeping task by key when the sleep is polled with
+/// the task's own waker, read from the waker's data pointer: fired, moved
+/// to a foreign waker, and dropped at close.
+#[test]
+fn sleep_timers_find_their_task_from_its_waker() {
+    let mut runner = asyncio::Runner::builder().virtual_time(true).build();
+    runner.run(async {
+        asyncio::sleep(Duration::from_secs(1)).await.unwrap();
+        // Polled with a foreign waker (no task's): kept as a waker.
+        let mut s = Box::pin(asyncio::sleep(Duration::from_secs(1)));
+        let noop = Waker::noop();
+        let mut cx = Context::from_waker(noop);
+        assert!(s.as_mut().poll(&mut cx).is_pending());
+        // Then awaited by the task: the timer switches to the task.
+        s.await.unwrap();
+        // Left armed at close.
+        let _parked = asyncio::create_task(asyncio::sleep(Duration::from_secs(60)));
+        asyncio::sleep(Duration::ZERO).await.unwrap();
+    });
+}
