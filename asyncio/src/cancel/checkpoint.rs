@@ -343,8 +343,11 @@ impl Checkpoint {
         self.suspend_forwarding(cx, forward.map(ForwardRef::Task))
     }
 
-    /// Suspends for exactly one turn, the caller having rescheduled its
-    /// task (a bare yield: `sleep(0)`, [`checkpoint`](fn@crate::checkpoint)).
+    /// Suspends for exactly one turn and queues the task again (a bare
+    /// yield: `sleep(0)`, [`checkpoint`](fn@crate::checkpoint)). Polled
+    /// with its task's own waker (not a combinator's), the task is queued
+    /// directly, with the loop already at hand: no call through the waker
+    /// and no second look-up of the loop.
     ///
     /// A task sitting in the ready queue needs no wake to see a
     /// cancellation, so with nothing pending on the task or on the scopes
@@ -361,12 +364,27 @@ impl Checkpoint {
     #[inline]
     pub(crate) fn suspend_yield(&mut self, cx: &Context<'_>) -> Yielded {
         if self.reg.is_none() && in_root_scope() {
-            let quiet = with_current_task(|task| !task.cancel_state().root_pending());
-            if quiet == Some(true) {
+            let waker = cx.waker();
+            let queued = crate::runtime::context::with_loop(|lp| {
+                lp.current.with(|task| {
+                    if task.cancel_state().root_pending() {
+                        return false;
+                    }
+                    if task.0.is_own_waker(waker) {
+                        task.0.wake_on(lp);
+                    } else {
+                        waker.wake_by_ref();
+                    }
+                    true
+                })
+            });
+            if queued == Some(Some(true)) {
                 return Yielded::Root;
             }
         }
-        self.suspend_yield_in_scope(cx)
+        let how = self.suspend_yield_in_scope(cx);
+        cx.waker().wake_by_ref();
+        how
     }
 
     /// [`Checkpoint::suspend_yield`] past its common case: inside a scope,

@@ -356,6 +356,13 @@ impl RawTask {
         }
     }
 
+    /// Whether `waker` is this task's own waker (its step's, or a clone).
+    #[inline]
+    pub(crate) fn is_own_waker(&self, waker: &Waker) -> bool {
+        std::ptr::eq(waker.vtable(), &WAKER_VTABLE)
+            && std::ptr::eq(waker.data(), self.ptr.as_ptr().cast_const().cast())
+    }
+
     /// Wakes the task from its own loop's thread, as its waker would,
     /// without the waker's look-up of the loop.
     #[inline]

@@ -117,7 +117,6 @@ impl Sleep {
     #[inline]
     fn start_yield(&mut self, cx: &Context<'_>) -> Poll<Result<(), CancelledError>> {
         self.state = State::Yielded(self.cp.suspend_yield(cx));
-        cx.waker().wake_by_ref();
         Poll::Pending
     }
 
