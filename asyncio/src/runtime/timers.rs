@@ -16,10 +16,11 @@
 //! goes with it (a `wait_for` that completes disarms the timer it just
 //! armed); any other is left stale, skipped when it reaches the front (so
 //! cancelled timers never advance a virtual clock), or dropped earlier by
-//! a compaction once stale nodes outnumber live ones. A due timer is moved to the end of the ready queue but
-//! keeps its entry until it runs, so it can still be disarmed by a callback
-//! that runs before it in the same turn (asyncio's rule,
-//! ASYNCIO-SEMANTICS.md §1.3).
+//! a compaction once stale nodes outnumber live ones.
+//!
+//! A due timer is moved to the end of the ready queue but keeps its entry
+//! until it runs, so it can still be disarmed by a callback that runs
+//! before it in the same turn (asyncio's rule, ASYNCIO-SEMANTICS.md §1.3).
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
@@ -125,6 +126,10 @@ pub(crate) struct Timers {
 /// The fewest stale nodes that make [`Timers::compact`] worth a pass.
 const COMPACT_MIN_STALE: usize = 64;
 
+/// The largest emptied front whose buffer the hot bucket takes over: one
+/// left by a million timers due at once is freed instead of kept.
+const SPARE_NODES: usize = 1024;
+
 impl Timers {
     pub(crate) fn new() -> Timers {
         Timers {
@@ -221,13 +226,19 @@ impl Timers {
                 self.stale -= 1;
             }
             // The next bucket: the hot one if it is the earliest (taken as
-            // it is, and given the front's spare buffer, so a loop that
-            // arms one timer a turn allocates nothing), else the map's
-            // first (with the hot one merged in if it has the same tick).
+            // it is, and given the front's spare buffer if that is small,
+            // so a loop that arms one timer a turn allocates nothing), else
+            // the map's first (with the hot one merged in if it has the
+            // same tick).
             let first = self.buckets.first_key_value().map(|(&tick, _)| tick);
             let (tick, mut nodes) =
                 if !self.hot.1.is_empty() && first.is_none_or(|tick| self.hot.0 < tick) {
-                    let spare = Vec::from(std::mem::take(&mut self.front));
+                    let front = std::mem::take(&mut self.front);
+                    let spare = if front.capacity() <= SPARE_NODES {
+                        Vec::from(front)
+                    } else {
+                        Vec::new()
+                    };
                     (self.hot.0, std::mem::replace(&mut self.hot.1, spare))
                 } else {
                     if first == Some(self.hot.0) {
