@@ -320,12 +320,15 @@ impl Timers {
         });
         self.nodes -= self.stale;
         self.stale = 0;
-        debug_assert_eq!(
-            self.nodes,
-            self.front.len()
-                + self.hot.1.len()
-                + self.buckets.values().map(Vec::len).sum::<usize>()
-        );
+        debug_assert_eq!(self.nodes, self.all_nodes().count());
+    }
+
+    /// Every node in the order, live or stale: what [`Timers::nodes`]
+    /// counts.
+    fn all_nodes(&self) -> impl Iterator<Item = &Node> {
+        (self.front.iter())
+            .chain(&self.hot.1)
+            .chain(self.buckets.values().flatten())
     }
 
     /// Whether the timer is still armed or due (it has not run).
@@ -409,10 +412,7 @@ impl Timers {
     /// the running counts against them.
     #[cfg(test)]
     fn count_nodes(&self) -> usize {
-        let all: Vec<&Node> = (self.front.iter())
-            .chain(&self.hot.1)
-            .chain(self.buckets.values().flatten())
-            .collect();
+        let all: Vec<&Node> = self.all_nodes().collect();
         let stale = all.iter().filter(|n| !self.live(n.key())).count();
         assert_eq!((all.len(), stale), (self.nodes, self.stale));
         all.len()
