@@ -383,3 +383,41 @@ fn sleep_timers_find_their_task_from_its_waker() {
         asyncio::sleep(Duration::ZERO).await.unwrap();
     });
 }
+
+/// A task's first root token is kept in its header's cold word
+/// (`util/arc_or_box.rs`); a second cancellation boxes the task's books,
+/// and the box takes the token over; naming a task boxes its extras.
+/// Everything is freed with the task, or at close for a task left asleep.
+#[test]
+fn a_cancelled_tasks_token_moves_into_its_cold_box() {
+    asyncio::Runner::builder()
+        .virtual_time(true)
+        .build()
+        .run(async {
+            let t = asyncio::create_task(async {
+                let first = asyncio::sleep(Duration::from_secs(10)).await.is_err();
+                let me = asyncio::current_task().unwrap();
+                assert_eq!(me.uncancel(), 0);
+                let second = asyncio::sleep(Duration::from_secs(10)).await.is_err();
+                (first, second)
+            });
+            asyncio::sleep(Duration::ZERO).await.unwrap();
+            assert!(t.cancel()); // token in the cold word
+            asyncio::sleep(Duration::ZERO).await.unwrap();
+            assert!(t.cancel_with("again")); // books boxed, token moved in
+            assert!(matches!(t.await, Ok((true, true))));
+            // Cancelled once and dropped cancelled: the token in the word.
+            let once = asyncio::create_task(asyncio::sleep(Duration::from_secs(10)));
+            asyncio::sleep(Duration::ZERO).await.unwrap();
+            assert!(once.cancel());
+            assert!(once.await.is_err());
+            // Named, cancelled and left asleep at close.
+            let left = asyncio::create_task(async {
+                let _ = asyncio::sleep(Duration::from_secs(10)).await;
+                asyncio::sleep(Duration::from_secs(60)).await
+            });
+            left.set_name("left");
+            asyncio::sleep(Duration::ZERO).await.unwrap();
+            assert!(left.cancel());
+        });
+}

@@ -83,8 +83,9 @@ pub(crate) trait CancelTarget {
 
 /// Where an in-flight checkpoint forwards a cancellation instead of raising
 /// it at once: the task it awaits, or another [`CancelTarget`]. An entry
-/// stores the two apart (a target is rare: see [`Rare`]); this is the
-/// owned value a delivery takes out of the entry to cancel it.
+/// with nothing rare about it holds an awaited task in its [`Link`]; a
+/// [`Rare`] box holds either kind.
+#[derive(Clone)]
 enum Forward {
     Task(TaskRef),
     Target(Rc<dyn CancelTarget>),
@@ -111,23 +112,27 @@ impl Delivery {
 }
 
 /// The rare parts of an in-flight entry, boxed together to keep every
-/// entry three words (so that a task's first entry, held in place in its
-/// header, costs four): a delivered cancellation; a foreign waker (a
-/// future polled under a combinator's own waker — most checkpoints are
-/// polled by their task directly, and the task's own waker needs no clone,
-/// no atomic count); a forward target other than a task (gather's outer
-/// future).
+/// entry three words: a delivered cancellation; a foreign waker (a future
+/// polled under a combinator's own waker — most checkpoints are polled by
+/// their task directly, and the task's own waker needs no clone, no atomic
+/// count); a forward target other than a task (gather's outer future),
+/// or the awaited task of an entry that has any of the others.
 #[derive(Default)]
 struct Rare {
     delivery: Option<Delivery>,
     waker: Option<Waker>,
-    target: Option<Rc<dyn CancelTarget>>,
+    target: Option<Forward>,
 }
 
-impl Rare {
-    fn is_empty(&self) -> bool {
-        self.delivery.is_none() && self.waker.is_none() && self.target.is_none()
-    }
+/// An in-flight entry's awaited task, or its [`Rare`] parts (which then
+/// hold the awaited task, if there is one). One field rather than two: the
+/// tag's spare values give the entry a niche, so that the task's table of
+/// entries, which holds its first entry in place, is no larger than the
+/// entry (a word less in every task header).
+enum Link {
+    None,
+    Task(TaskRef),
+    Rare(Box<Rare>),
 }
 
 /// The number of the loop turn running now (0 outside a loop).
@@ -138,12 +143,9 @@ pub(super) fn current_turn() -> u64 {
 /// A checkpoint of this task that is suspended right now.
 pub(crate) struct Inflight {
     pub(super) scope: ScopeRef,
-    /// The awaited task a cancellation is forwarded to, if any (another
-    /// kind of target is in `rare`).
-    forward: Option<TaskRef>,
-    /// A delivery, a foreign waker, a target other than a task: see
-    /// [`Rare`].
-    rare: Option<Box<Rare>>,
+    /// The awaited task a cancellation is forwarded to, or the entry's
+    /// [`Rare`] parts.
+    link: Link,
 }
 
 impl Inflight {
@@ -157,34 +159,52 @@ impl Inflight {
         scope: ScopeRef,
         forward: Option<&ForwardRef<'_>>,
     ) -> Inflight {
-        let (forward, target) = match forward {
-            Some(ForwardRef::Task(t)) => (Some((*t).clone()), None),
-            Some(ForwardRef::Target(t)) => (None, Some(Rc::clone(t))),
-            None => (None, None),
-        };
         let own = waker.will_wake(&task.0.waker());
-        let rare = (!own || target.is_some()).then(|| {
-            Box::new(Rare {
+        let link = match forward {
+            None if own => Link::None,
+            Some(ForwardRef::Task(t)) if own => Link::Task((*t).clone()),
+            _ => Link::Rare(Box::new(Rare {
                 delivery: None,
                 waker: (!own).then(|| waker.clone()),
-                target,
-            })
-        });
-        Inflight {
-            scope,
-            forward,
-            rare,
+                target: forward.map(|f| match f {
+                    ForwardRef::Task(t) => Forward::Task((*t).clone()),
+                    ForwardRef::Target(t) => Forward::Target(Rc::clone(t)),
+                }),
+            })),
+        };
+        Inflight { scope, link }
+    }
+
+    fn rare(&self) -> Option<&Rare> {
+        match &self.link {
+            Link::Rare(r) => Some(r),
+            _ => None,
         }
     }
 
+    /// The entry's rare parts, boxed first if need be (an awaited task
+    /// moves into the box).
     fn rare_mut(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Box::default)
+        if !matches!(self.link, Link::Rare(_)) {
+            let target = match std::mem::replace(&mut self.link, Link::None) {
+                Link::Task(t) => Some(Forward::Task(t)),
+                _ => None,
+            };
+            self.link = Link::Rare(Box::new(Rare {
+                target,
+                ..Rare::default()
+            }));
+        }
+        match &mut self.link {
+            Link::Rare(r) => r,
+            _ => unreachable!("boxed above"),
+        }
     }
 
     /// Records `waker` (nothing for the task's own).
     fn set_waker(&mut self, task: &TaskRef, waker: &Waker) {
         if waker.will_wake(&task.0.waker()) {
-            if let Some(rare) = &mut self.rare {
+            if let Link::Rare(rare) = &mut self.link {
                 rare.waker = None;
                 self.drop_empty_rare();
             }
@@ -196,7 +216,7 @@ impl Inflight {
     /// Records `waker` if it differs from the one recorded.
     #[inline]
     pub(super) fn refresh_waker(&mut self, task: &TaskRef, waker: &Waker) {
-        let same = match self.rare.as_ref().and_then(|r| r.waker.as_ref()) {
+        let same = match self.rare().and_then(|r| r.waker.as_ref()) {
             None => waker.will_wake(&task.0.waker()),
             Some(w) => w.will_wake(waker),
         };
@@ -208,7 +228,7 @@ impl Inflight {
     /// A clone of a foreign waker; `None` for the task's own (wake it in
     /// place).
     fn foreign(&self) -> Option<Waker> {
-        self.rare.as_ref()?.waker.clone()
+        self.rare()?.waker.clone()
     }
 
     /// Wakes the task's own waker in place (it only queues the task); a
@@ -224,25 +244,58 @@ impl Inflight {
 
     /// Where a cancellation is forwarded, if anywhere.
     fn forward(&self) -> Option<Forward> {
-        match (&self.forward, &self.rare) {
-            (Some(t), _) => Some(Forward::Task(t.clone())),
-            (None, Some(r)) => r.target.clone().map(Forward::Target),
-            (None, None) => None,
+        match &self.link {
+            Link::None => None,
+            Link::Task(t) => Some(Forward::Task(t.clone())),
+            Link::Rare(r) => r.target.clone(),
         }
     }
 
-    fn drop_empty_rare(&mut self) {
-        if self.rare.as_ref().is_some_and(|r| r.is_empty()) {
-            self.rare = None;
+    /// The awaited task, if the checkpoint awaits one.
+    fn awaited(&self) -> Option<&TaskRef> {
+        match &self.link {
+            Link::None => None,
+            Link::Task(t) => Some(t),
+            Link::Rare(r) => match &r.target {
+                Some(Forward::Task(t)) => Some(t),
+                _ => None,
+            },
         }
+    }
+
+    /// Unboxes rare parts left with nothing rare in them.
+    fn drop_empty_rare(&mut self) {
+        let Link::Rare(r) = &mut self.link else {
+            return;
+        };
+        if r.delivery.is_some() || r.waker.is_some() {
+            return;
+        }
+        self.link = match r.target.take() {
+            None => Link::None,
+            Some(Forward::Task(t)) => Link::Task(t),
+            Some(target) => {
+                r.target = Some(target);
+                return;
+            }
+        };
+    }
+
+    /// Whether the entry is as plain as entries come: no awaited task,
+    /// nothing rare.
+    fn is_bare(&self) -> bool {
+        matches!(self.link, Link::None)
     }
 
     pub(super) fn delivery(&self) -> Option<&Delivery> {
-        self.rare.as_ref()?.delivery.as_ref()
+        self.rare()?.delivery.as_ref()
     }
 
     pub(super) fn delivery_mut(&mut self) -> Option<&mut Delivery> {
-        self.rare.as_mut()?.delivery.as_mut()
+        match &mut self.link {
+            Link::Rare(r) => r.delivery.as_mut(),
+            _ => None,
+        }
     }
 
     pub(super) fn set_delivery(&mut self, d: Delivery) {
@@ -250,7 +303,7 @@ impl Inflight {
     }
 
     fn clear_delivery(&mut self) {
-        if let Some(rare) = &mut self.rare {
+        if let Link::Rare(rare) = &mut self.link {
             rare.delivery = None;
             self.drop_empty_rare();
         }
@@ -258,11 +311,24 @@ impl Inflight {
 
     #[inline(always)]
     pub(super) fn into_delivery(self) -> Option<Delivery> {
-        self.rare?.delivery
+        // Each arm by name: `Link::None` then drops nothing in line, where
+        // a catch-all arm called the link's drop glue.
+        match self.link {
+            Link::None => None,
+            Link::Task(t) => {
+                drop(t);
+                None
+            }
+            Link::Rare(r) => r.delivery,
+        }
     }
 
     fn has_forward(&self) -> bool {
-        self.forward.is_some() || self.rare.as_ref().is_some_and(|r| r.target.is_some())
+        match &self.link {
+            Link::None => false,
+            Link::Task(_) => true,
+            Link::Rare(r) => r.target.is_some(),
+        }
     }
 }
 
@@ -314,7 +380,7 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                 continue;
             }
             let mut forward = entry.has_forward();
-            let awaited_done = entry.forward.as_ref().is_some_and(TaskRef::done);
+            let awaited_done = entry.awaited().is_some_and(TaskRef::done);
             match entry.delivery_mut() {
                 Some(d) => {
                     d.requests.push(req());
@@ -403,7 +469,7 @@ fn deliver_plain(task: &TaskRef) -> bool {
         let Some(only) = inflight.sole() else {
             return false;
         };
-        let plain = only.scope.is_none() && only.forward.is_none() && only.rare.is_none();
+        let plain = only.scope.is_none() && only.is_bare();
         if !plain {
             return false;
         }

@@ -1,3 +1,4 @@
+pub(crate) mod arc_or_box;
 pub(crate) mod bits;
 pub(crate) mod slab;
 pub(crate) mod small;
