@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ use crate::cancel::scope::{scope_converts, ScopeGuard, ScopeNode};
 use crate::runtime::clock::nanos;
 use crate::runtime::timers::{TimerAction, TimerKey};
 use crate::runtime::{context, Callback, Loop};
-use crate::task::{current_task_obj, TaskRef};
+use crate::task::TaskRef;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TState {
@@ -67,7 +67,10 @@ pub(crate) struct Inner {
     deadline: Cell<Deadline>,
     armed: Cell<Option<Armed>>,
     task: RefCell<Option<TaskRef>>,
-    lp: RefCell<Weak<Loop>>,
+    /// The id of the loop it was entered on (0: not entered): its timer is
+    /// that loop's. An id, not a `Weak`: the common disarm is on the
+    /// running loop, found by comparing ids, with no count to take.
+    loop_id: Cell<u64>,
     /// `wait_for` with a zero timeout: cancel at once, without counting a
     /// request on the caller (asyncio cancels the awaited task instead).
     zero: Cell<bool>,
@@ -97,7 +100,7 @@ impl Inner {
             deadline: Cell::new(deadline),
             armed: Cell::new(None),
             task: RefCell::new(None),
-            lp: RefCell::new(Weak::new()),
+            loop_id: Cell::new(0),
             zero: Cell::new(zero),
         })
     }
@@ -120,7 +123,7 @@ impl Inner {
         }
         self.state.set(TState::Created);
         self.task.borrow_mut().take();
-        *self.lp.borrow_mut() = Weak::new();
+        self.loop_id.set(0);
         self.scope.reset();
         let _ = SPARE.try_with(|s| {
             let mut s = s.borrow_mut();
@@ -140,8 +143,14 @@ impl Inner {
     fn disarm(&self) {
         match self.armed.take() {
             Some(Armed::Timer(key)) => {
-                if let Some(lp) = self.lp.borrow().upgrade() {
-                    lp.disarm(key);
+                let id = self.loop_id.get();
+                let here = context::with_loop(|lp| (lp.id == id).then(|| lp.disarm(key)));
+                if here.flatten().is_none() {
+                    // Not on its loop's thread's running loop (a handle
+                    // used outside `run`): find the loop, if it lives.
+                    if let Some(lp) = context::loop_by_id(id) {
+                        lp.disarm(key);
+                    }
                 }
             }
             Some(Armed::Soon(cb)) => cb.cancelled.set(true),
@@ -154,7 +163,7 @@ impl Inner {
     /// `known`: the deadline and the clock reading, if the caller has them
     /// (entering a relative timeout reads the clock once, and converts
     /// nothing).
-    fn arm(self: &Rc<Self>, lp: &Rc<Loop>, known: Option<Known>) {
+    fn arm(self: &Rc<Self>, lp: &Loop, known: Option<Known>) {
         self.disarm();
         let Some(when) = self.when() else { return };
         let Known { at, now } = known.unwrap_or_else(|| Known {
@@ -194,12 +203,19 @@ impl Inner {
 
 impl Inner {
     fn enter(self: &Rc<Self>) {
-        let task = current_task_obj().unwrap_or_else(|| {
-            panic!("asyncio::timeout()/wait_for() must be awaited inside an asyncio task")
+        let entered = context::with_loop(|lp| {
+            let task = lp.current_task()?;
+            self.enter_on(lp, task);
+            Some(())
         });
-        let lp = context::expect_loop("asyncio::timeout()");
+        if entered.is_none() {
+            panic!("asyncio::timeout()/wait_for() must be awaited inside an asyncio task")
+        }
+    }
+
+    fn enter_on(self: &Rc<Self>, lp: &Loop, task: TaskRef) {
         *self.task.borrow_mut() = Some(task);
-        *self.lp.borrow_mut() = Rc::downgrade(&lp);
+        self.loop_id.set(lp.id);
         // A relative deadline is resolved on the loop's clock, in
         // nanoseconds: arming it needs no conversion back.
         let mut known = None;
@@ -220,7 +236,7 @@ impl Inner {
             self.scope.set_zero();
             self.scope.set_pending(true);
         } else {
-            self.arm(&lp, known);
+            self.arm(lp, known);
         }
     }
 
@@ -387,7 +403,7 @@ impl TimeoutHandle {
             )));
         }
         self.inner.deadline.set(Deadline::At(when));
-        let lp = self.inner.lp.borrow().upgrade();
+        let lp = context::loop_by_id(self.inner.loop_id.get());
         match lp {
             Some(lp) => self.inner.arm(&lp, None),
             None => self.inner.disarm(),
