@@ -421,3 +421,27 @@ fn a_cancelled_tasks_token_moves_into_its_cold_box() {
             assert!(left.cancel());
         });
 }
+
+/// A task's stage holds its future, then its output, with which one in the
+/// header's flags (task/raw.rs): an output nobody takes is dropped with
+/// the task, one taken is moved out once, and a future never finished is
+/// dropped at close.
+#[test]
+fn outputs_taken_or_left_are_dropped_once() {
+    let mut runner = asyncio::Runner::builder().virtual_time(true).build();
+    runner.run(async {
+        // Left: the handle goes first, the task finishes later.
+        drop(asyncio::create_task(async { String::from("left") }));
+        // Taken.
+        let t = asyncio::create_task(async { vec![String::from("taken")] });
+        assert_eq!(t.await.unwrap(), ["taken"]);
+        // Never finished: its future (holding a heap value) is dropped at
+        // close.
+        let held = String::from("held");
+        let _pending = asyncio::create_task(async move {
+            asyncio::sleep(Duration::from_secs(60)).await.ok();
+            held
+        });
+        asyncio::sleep(Duration::ZERO).await.unwrap();
+    });
+}

@@ -81,14 +81,50 @@ pub(crate) enum Yielded {
 /// 3. Otherwise [`Checkpoint::suspend`] and return `Pending`.
 ///
 /// Dropping a checkpoint that holds an unreturned delivery re-arms it.
+///
+/// Two words: the task it is registered in (while suspended), its
+/// in-flight entry's key there, and four bytes its owner may use (the
+/// rest of the second word, padding otherwise): a sleep keeps its timer's
+/// slot there, which keeps a sleeping task's future a word smaller.
 #[derive(Default)]
 pub(crate) struct Checkpoint {
-    reg: Option<(TaskRef, usize)>,
+    /// The task whose in-flight table holds this checkpoint's entry, while
+    /// it is suspended.
+    task: Option<TaskRef>,
+    /// The entry's key in `task`'s table (meaningless while `task` is
+    /// `None`).
+    key: u32,
+    /// The owner's four bytes: the checkpoint never reads them.
+    pub(crate) spare: u32,
 }
 
 impl Checkpoint {
     pub(crate) const fn new() -> Checkpoint {
-        Checkpoint { reg: None }
+        Checkpoint {
+            task: None,
+            key: 0,
+            spare: 0,
+        }
+    }
+
+    /// The task and entry key it is registered under, if suspended.
+    #[inline]
+    fn reg(&self) -> Option<(&TaskRef, usize)> {
+        self.task.as_ref().map(|t| (t, self.key as usize))
+    }
+
+    /// Unregisters: the task and entry key it was registered under.
+    #[inline]
+    fn take_reg(&mut self) -> Option<(TaskRef, usize)> {
+        self.task.take().map(|t| (t, self.key as usize))
+    }
+
+    #[inline]
+    fn set_reg(&mut self, task: TaskRef, key: usize) {
+        // A task's in-flight table holds one entry per suspended await
+        // point of that task: far fewer than 2^32.
+        self.key = key as u32;
+        self.task = Some(task);
     }
 
     /// Whether this checkpoint has an in-flight entry in its task (it
@@ -96,7 +132,7 @@ impl Checkpoint {
     /// has nothing delivered: [`Checkpoint::poll_cancelled`] is `Ready(None)`.
     #[inline]
     pub(crate) fn is_registered(&self) -> bool {
-        self.reg.is_some()
+        self.task.is_some()
     }
 
     /// Whether a cancellation was delivered and not returned yet.
@@ -107,7 +143,7 @@ impl Checkpoint {
     /// Whether a plain delivery (see `deliver_plain`) waits here.
     #[inline]
     fn holds_plain(&self) -> bool {
-        matches!(&self.reg, Some((task, key)) if task.cancel_state().plain_at(*key))
+        matches!(self.reg(), Some((task, key)) if task.cancel_state().plain_at(key))
     }
 
     /// Raises a plain delivery waiting here (see `deliver_plain`),
@@ -115,7 +151,7 @@ impl Checkpoint {
     /// a root token, as the general path's would be.
     #[inline(never)]
     fn raise_plain(&mut self) -> Option<CancelledError> {
-        let (task, key) = self.reg.take()?;
+        let (task, key) = self.take_reg()?;
         let state = task.cancel_state();
         state.flags().set(CancelFlag::Plain, false);
         let entry = state.inflight_mut().remove(key);
@@ -130,9 +166,9 @@ impl Checkpoint {
     }
 
     fn with_entry<R>(&self, f: impl FnOnce(&Inflight) -> R) -> Option<R> {
-        let (task, key) = self.reg.as_ref()?;
+        let (task, key) = self.reg()?;
         let inflight = task.cancel_state().inflight();
-        inflight.get(*key).map(f)
+        inflight.get(key).map(f)
     }
 
     /// Wakes the await this checkpoint is suspended in, through the waker
@@ -141,15 +177,15 @@ impl Checkpoint {
     /// checkpoint counts as woken (its first poll will see the event).
     #[inline]
     pub(crate) fn wake_undelivered(&self) -> bool {
-        let Some((task, key)) = &self.reg else {
+        let Some((task, key)) = self.reg() else {
             return true;
         };
         let foreign = {
             let inflight = task.cancel_state().inflight();
-            let Some(entry) = inflight.get(*key) else {
+            let Some(entry) = inflight.get(key) else {
                 return true;
             };
-            if entry.delivery().is_some() || task.cancel_state().plain_at(*key) {
+            if entry.delivery().is_some() || task.cancel_state().plain_at(key) {
                 return false;
             }
             entry.wake_or_clone(task)
@@ -163,11 +199,11 @@ impl Checkpoint {
     /// Spends the extra turn a zero-timeout `wait_for` costs in asyncio, once:
     /// `true` means "reschedule and return `Pending`".
     pub(crate) fn relay_once(&mut self, cx: &Context<'_>) -> bool {
-        let Some((task, key)) = &self.reg else {
+        let Some((task, key)) = self.reg() else {
             return false;
         };
         let mut inflight = task.cancel_state().inflight_mut();
-        let Some(d) = inflight.get_mut(*key).and_then(Inflight::delivery_mut) else {
+        let Some(d) = inflight.get_mut(key).and_then(Inflight::delivery_mut) else {
             return false;
         };
         if !d.zero || d.relayed {
@@ -188,17 +224,17 @@ impl Checkpoint {
     /// zero-timeout relay turn is spent, `Ready(None)` otherwise.
     #[inline]
     pub(crate) fn poll_cancelled(&mut self, cx: &Context<'_>) -> Poll<Option<CancelledError>> {
-        let Some((task, key)) = &self.reg else {
+        let Some((task, key)) = self.reg() else {
             return Poll::Ready(None);
         };
         let state = task.cancel_state();
-        if state.plain_at(*key) {
+        if state.plain_at(key) {
             return Poll::Ready(self.raise_plain());
         }
         // One look at the entry: delivered and not forwarded.
         let raise = state
             .inflight()
-            .get(*key)
+            .get(key)
             .is_some_and(|e| e.delivery().is_some_and(|d| !d.forwarded));
         if !raise {
             return Poll::Ready(None);
@@ -263,12 +299,12 @@ impl Checkpoint {
         cx: &mut Context<'_>,
         f: impl FnOnce(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<Result<T, CancelledError>> {
-        if let Some((task, key)) = &self.reg {
+        if let Some((task, key)) = self.reg() {
             let state = task.cancel_state();
-            let delivered = state.plain_at(*key)
+            let delivered = state.plain_at(key)
                 || state
                     .inflight()
-                    .get(*key)
+                    .get(key)
                     .is_some_and(|e| e.delivery().is_some());
             if delivered {
                 return self.poll_fn_delivered(cx, f);
@@ -276,7 +312,7 @@ impl Checkpoint {
         }
         match f(cx) {
             Poll::Ready(v) => {
-                if let Some((task, key)) = self.reg.take() {
+                if let Some((task, key)) = self.take_reg() {
                     let entry = task.cancel_state().inflight_mut().remove(key);
                     // Settled and dropped outside the borrow (a foreign
                     // waker may run code).
@@ -322,7 +358,7 @@ impl Checkpoint {
     /// handled: it is not re-armed.
     #[inline]
     pub(crate) fn complete(&mut self) {
-        if self.reg.is_some() {
+        if self.task.is_some() {
             self.complete_registered();
         }
     }
@@ -363,7 +399,7 @@ impl Checkpoint {
     /// call. Anywhere else this is [`Checkpoint::suspend`].
     #[inline]
     pub(crate) fn suspend_yield(&mut self, cx: &Context<'_>) -> Yielded {
-        if self.reg.is_none() && in_root_scope() {
+        if self.task.is_none() && in_root_scope() {
             let waker = cx.waker();
             let queued = crate::runtime::context::with_loop(|lp| {
                 lp.current.with(|task| {
@@ -392,7 +428,7 @@ impl Checkpoint {
     #[inline(never)]
     fn suspend_yield_in_scope(&mut self, cx: &Context<'_>) -> Yielded {
         let task = polling_task();
-        if self.reg.is_none()
+        if self.task.is_none()
             && !in_root_scope()
             && !task.cancel_state().root_pending()
             && scope_chain() == Chain::Quiet
@@ -412,7 +448,7 @@ impl Checkpoint {
         how: Yielded,
         cx: &Context<'_>,
     ) -> Option<CancelledError> {
-        if self.reg.is_some() {
+        if self.task.is_some() {
             return None;
         }
         match how {
@@ -462,7 +498,7 @@ impl Checkpoint {
         forward: Option<ForwardRef<'_>>,
     ) -> Suspended {
         let task = polling_task();
-        if self.reg.is_none() {
+        if self.task.is_none() {
             let state = task.cancel_state();
             if in_root_scope() && !state.root_pending() {
                 // The common case: a first suspension in the task's own
@@ -488,7 +524,7 @@ impl Checkpoint {
     ) -> usize {
         let entry = Inflight::new(&task, cx.waker(), scope, forward);
         let key = task.cancel_state().inflight_mut().insert(entry);
-        self.reg = Some((task, key));
+        self.set_reg(task, key);
         key
     }
 
@@ -502,27 +538,27 @@ impl Checkpoint {
         cx: &Context<'_>,
         forward: Option<ForwardRef<'_>>,
     ) -> Suspended {
-        if let Some((owner, _)) = &self.reg {
+        if let Some((owner, _)) = self.reg() {
             if !owner.ptr_eq(&task) {
                 // The future moved to another task: start afresh there.
                 self.release();
             }
         }
         let scope = innermost_scope();
-        let key = match &self.reg {
+        let key = match self.reg() {
             Some((_, key)) => {
                 let mut inflight = task.cancel_state().inflight_mut();
-                let entry = inflight.get_mut(*key).expect("registered checkpoint");
+                let entry = inflight.get_mut(key).expect("registered checkpoint");
                 entry.scope = scope.clone();
                 entry.refresh_waker(&task, cx.waker());
-                if entry.delivery().is_some() || task.cancel_state().plain_at(*key) {
+                if entry.delivery().is_some() || task.cancel_state().plain_at(key) {
                     return Suspended::Waiting;
                 }
-                *key
+                key
             }
             None => self.register(task, scope.clone(), cx, forward.as_ref()),
         };
-        let (task, _) = self.reg.as_ref().expect("registered above");
+        let (task, _) = self.reg().expect("registered above");
         if scope.is_none() && !task.cancel_state().root_pending() {
             // The common case: suspended in the task's own scope, with
             // nothing pending.
@@ -542,7 +578,7 @@ impl Checkpoint {
         forward: Option<ForwardRef<'_>>,
         waker: Option<&Context<'_>>,
     ) -> Suspended {
-        let (task, _) = self.reg.as_ref().expect("registered by the caller");
+        let (task, _) = self.reg().expect("registered by the caller");
         let state = task.cancel_state();
         // Take what is pending on this scope and every enclosing one.
         let mut taken: Vec<ReqRef> = Vec::new();
@@ -625,7 +661,7 @@ impl Checkpoint {
     fn drop_registered(&mut self) {
         if !std::thread::panicking() {
             self.release();
-        } else if let Some((task, key)) = self.reg.take() {
+        } else if let Some((task, key)) = self.take_reg() {
             if let Some(mut inflight) = task.cancel_state().try_inflight_mut() {
                 inflight.remove(key);
                 if key == 0 {
@@ -637,7 +673,7 @@ impl Checkpoint {
 
     /// Removes this checkpoint's in-flight entry: its task and delivery.
     fn unregister(&mut self) -> Option<(TaskRef, Option<Delivery>)> {
-        let (task, key) = self.reg.take()?;
+        let (task, key) = self.take_reg()?;
         if key == 0 {
             materialize_plain(&task);
         }
@@ -650,7 +686,7 @@ impl Drop for Checkpoint {
     #[inline]
     fn drop(&mut self) {
         // Most checkpoints have returned (unregistered) when they drop.
-        if self.reg.is_some() {
+        if self.task.is_some() {
             self.drop_registered();
         }
     }

@@ -65,6 +65,19 @@ pub(crate) struct TimerKey {
     pub(super) seq: u64,
 }
 
+impl TimerKey {
+    /// The key's two halves, for a holder that keeps them apart (a sleep
+    /// keeps the slot in four bytes that would otherwise be padding).
+    pub(crate) fn into_parts(self) -> (u32, u64) {
+        (self.slot, self.seq)
+    }
+
+    /// The key whose halves [`TimerKey::into_parts`] gave.
+    pub(crate) fn from_parts(slot: u32, seq: u64) -> TimerKey {
+        TimerKey { slot, seq }
+    }
+}
+
 struct Timer {
     /// The arming sequence, with [`DUE`] set once the timer was moved to
     /// the ready queue.

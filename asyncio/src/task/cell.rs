@@ -149,6 +149,11 @@ pub(crate) enum Flag {
     /// Its future or output is being polled, dropped or moved: the borrow
     /// flag of its stage (see `StageCell` in raw.rs).
     StageBusy = 32,
+    /// Its stage holds its output (see `StageCell` in raw.rs).
+    Finished = 64,
+    /// Its stage holds nothing: the future was dropped, and the output (if
+    /// any) taken or dropped.
+    Consumed = 128,
 }
 
 impl Bit for Flag {

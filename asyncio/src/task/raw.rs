@@ -113,7 +113,7 @@ pub(crate) struct Head {
 #[repr(C)]
 struct RawCell<F: Future> {
     head: Head,
-    stage: ManuallyDrop<StageCell<F>>,
+    stage: StageCell<F>,
 }
 
 /// The operations that need the future's type.
@@ -123,7 +123,7 @@ struct Vtable {
     drop_future: unsafe fn(&RawTask),
     /// Writes an `Outcome<F::Output>` through the pointer.
     take_outcome: unsafe fn(&RawTask, *mut ()),
-    /// Drops the header and the stage in place.
+    /// Drops what is left in the stage, then the header, in place.
     drop_local: unsafe fn(NonNull<Head>),
     /// Frees the block (the local part is already dropped).
     dealloc: unsafe fn(NonNull<Head>),
@@ -146,6 +146,14 @@ struct Vtable {
 /// (a future whose `Drop` reaches back into its own task). The cell is
 /// reached only through a [`StageRef`], which pairs it with the flags of
 /// the same block.
+///
+/// # What it holds
+///
+/// A union, not an enum: which of the two it holds, or neither once
+/// consumed, is two more bits of the same flags ([`Flag::Finished`],
+/// [`Flag::Consumed`]; neither set: the future). An enum's tag would cost
+/// a word in every task: a future's own layout lends no spare bit pattern
+/// to an enum around it.
 pub(crate) struct StageCell<F: Future>(UnsafeCell<Stage<F>>);
 
 /// A task's stage with its borrow flag: made only by [`stage`], from one
@@ -155,10 +163,19 @@ pub(crate) struct StageRef<'a, F: Future> {
     flags: &'a Flags,
 }
 
-enum Stage<F: Future> {
-    Running(F),
-    Finished(F::Output),
-    Consumed,
+/// The future or its output; which one, the task's flags say (see
+/// [`StageCell`]).
+union Stage<F: Future> {
+    running: ManuallyDrop<F>,
+    finished: ManuallyDrop<F::Output>,
+}
+
+/// What a stage holds, as its flags say.
+#[derive(Clone, Copy)]
+enum Holds {
+    Future,
+    Output,
+    Nothing,
 }
 
 /// Holds [`Flag::StageBusy`] set; clears it when dropped (on unwind too).
@@ -188,6 +205,24 @@ impl Drop for Busy<'_> {
 }
 
 impl<F: Future> StageRef<'_, F> {
+    fn holds(&self) -> Holds {
+        if self.flags.get(Flag::Consumed) {
+            Holds::Nothing
+        } else if self.flags.get(Flag::Finished) {
+            Holds::Output
+        } else {
+            Holds::Future
+        }
+    }
+
+    /// Records what the stage holds from now on.
+    fn set_holds(&self, holds: Holds) {
+        self.flags
+            .set(Flag::Finished, matches!(holds, Holds::Output));
+        self.flags
+            .set(Flag::Consumed, matches!(holds, Holds::Nothing));
+    }
+
     /// Runs `f` on the stage with the busy bit set.
     #[inline(always)]
     fn with<R>(&self, f: impl FnOnce(&mut Stage<F>) -> R) -> R {
@@ -209,39 +244,62 @@ impl<F: Future> StageRef<'_, F> {
         cx: &mut Context<'_>,
     ) -> Result<Poll<F::Output>, Box<dyn Any + Send>> {
         self.with(|stage| {
-            let Stage::Running(fut) = stage else {
+            let Holds::Future = self.holds() else {
                 unreachable!("a finished task was polled");
             };
-            // SAFETY: a `StageCell` lives only inside its task's heap block,
-            // which is freed only after the stage was dropped in place, and
-            // nothing moves the future out of `Stage::Running` (it is
-            // replaced, which drops it in place). So it never moves after
-            // this pin.
-            let fut = unsafe { Pin::new_unchecked(fut) };
+            // SAFETY: the flags say the stage holds the future (it was
+            // written at allocation, and only `consume` ends it, recording
+            // that first). A `StageCell` lives only inside its task's heap
+            // block, which is freed only after the stage was consumed, and
+            // nothing moves the future out: it is dropped in place. So it
+            // never moves after this pin.
+            let fut = unsafe { Pin::new_unchecked(&mut *stage.running) };
             panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
         })
     }
 
     /// Drops the future (or an output nobody took) in place.
+    #[inline]
     pub(crate) fn consume(&self) {
-        self.with(|stage| *stage = Stage::Consumed);
+        if let Holds::Nothing = self.holds() {
+            return;
+        }
+        self.with(|stage| {
+            let holds = self.holds();
+            // Recorded first: should the drop panic, the stage is not
+            // dropped again.
+            self.set_holds(Holds::Nothing);
+            match holds {
+                // SAFETY: the flags said the stage held the future, and
+                // now say it holds nothing: it is dropped exactly once.
+                Holds::Future => unsafe { ManuallyDrop::drop(&mut stage.running) },
+                // SAFETY: as above, for the output.
+                Holds::Output => unsafe { ManuallyDrop::drop(&mut stage.finished) },
+                Holds::Nothing => {}
+            }
+        });
     }
 
-    /// Stores the output for the task's handle to take.
+    /// Stores the output for the task's handle to take (dropping the
+    /// future first if it is still there).
     pub(crate) fn set_output(&self, v: F::Output) {
-        self.with(|stage| *stage = Stage::Finished(v));
+        self.consume();
+        self.with(|stage| {
+            stage.finished = ManuallyDrop::new(v);
+            self.set_holds(Holds::Output);
+        });
     }
 
     /// Takes the output, if it is there.
     pub(crate) fn take_output(&self) -> Option<F::Output> {
+        let Holds::Output = self.holds() else {
+            return None;
+        };
         self.with(|stage| {
-            if !matches!(stage, Stage::Finished(_)) {
-                return None;
-            }
-            match std::mem::replace(stage, Stage::Consumed) {
-                Stage::Finished(v) => Some(v),
-                _ => None,
-            }
+            self.set_holds(Holds::Nothing);
+            // SAFETY: the flags said the stage held the output, and now
+            // say it holds nothing: it is moved out exactly once.
+            Some(unsafe { ManuallyDrop::take(&mut stage.finished) })
         })
     }
 }
@@ -299,7 +357,10 @@ impl RawTask {
                 },
                 header: ManuallyDrop::new(header),
             },
-            stage: ManuallyDrop::new(StageCell(UnsafeCell::new(Stage::Running(fut)))),
+            // The flags start with neither stage bit: the future.
+            stage: StageCell(UnsafeCell::new(Stage {
+                running: ManuallyDrop::new(fut),
+            })),
         });
         Typed {
             task: TaskRef(RawTask {
@@ -606,11 +667,16 @@ unsafe fn take_outcome<F: Future + 'static>(task: &RawTask, out: *mut ()) {
 unsafe fn drop_local<F: Future>(ptr: NonNull<Head>) {
     let cell = ptr.cast::<RawCell<F>>().as_ptr();
     // SAFETY: called once, by the last local handle, on the loop's thread:
-    // nothing else references the local part. The stage is dropped in
-    // place.
+    // nothing else references the local part. What is left in the stage is
+    // dropped in place first, while the header's flags, which say what it
+    // holds, are still alive; then the header.
     unsafe {
+        StageRef {
+            cell: &(*cell).stage,
+            flags: (*cell).head.header.flags(),
+        }
+        .consume();
         ManuallyDrop::drop(&mut (*cell).head.header);
-        ManuallyDrop::drop(&mut (*cell).stage);
     }
 }
 
@@ -693,18 +759,29 @@ unsafe fn waker_drop(data: *const ()) {
 
 #[cfg(all(test, target_pointer_width = "64"))]
 mod tests {
-    use super::{Head, Stage, StageCell};
-    use std::future::Ready;
+    use super::{Head, StageCell};
+    use std::future::{Future, Ready};
     use std::mem::size_of;
 
-    /// The stage's borrow flag is a bit of the header's flags: the cell
-    /// adds nothing to the future it holds.
+    /// The stage's borrow flag and what it holds are bits of the header's
+    /// flags: the cell is no larger than the larger of future and output.
     #[test]
-    fn a_stage_cell_is_no_larger_than_its_stage() {
-        assert_eq!(
-            size_of::<StageCell<Ready<u64>>>(),
-            size_of::<Stage<Ready<u64>>>()
-        );
+    fn a_stage_cell_is_no_larger_than_its_future_or_output() {
+        fn stage_size<F: Future>(_: &F) -> usize {
+            size_of::<StageCell<F>>()
+        }
+        assert_eq!(size_of::<StageCell<Ready<u64>>>(), size_of::<Ready<u64>>());
+        // A future without a spare bit pattern (an async block's): an
+        // enum would add a word.
+        let n = 7u64;
+        let fut = async move {
+            std::future::ready(()).await;
+            n
+        };
+        assert_eq!(stage_size(&fut), size_of_val(&fut));
+        // An output larger than the future.
+        let big = async { [0u64; 8] };
+        assert_eq!(stage_size(&big), 64);
     }
 
     /// Every task carries a `Head`, so its size is the runtime's memory per
