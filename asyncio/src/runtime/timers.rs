@@ -1,7 +1,8 @@
 //! The timer queue: deadline order, FIFO among equal deadlines.
 //!
 //! Live timers are entries of a slab; their order is kept in *nodes*
-//! `(deadline, sequence, slot)`:
+//! `(deadline, sequence, slot)`, the deadline as an offset into its
+//! millisecond tick (the tick is the container's):
 //! - later timers sit in millisecond buckets (`buckets`, keyed by tick),
 //!   unsorted: arming is a push onto its bucket;
 //! - the earliest bucket, once needed, is sorted once and becomes `front`,
@@ -99,14 +100,20 @@ impl Timer {
 const DUE: u64 = 1 << 63;
 
 /// A timer's place in the order: deadline (nanoseconds on the loop's
-/// [`Clock`](super::clock::Clock)), then arming sequence. 24 bytes: a
-/// million sleeping tasks keep a million of them.
+/// [`Clock`](super::clock::Clock)), then arming sequence. The deadline is
+/// kept as its offset into the node's millisecond tick, which the node's
+/// container knows (a bucket's key, `front_tick`, the hot bucket's tick):
+/// 16 bytes, not 24, and a million sleeping tasks keep a million of them.
 #[derive(Clone, Copy)]
 struct Node {
-    at: i64,
-    seq: u64,
+    /// Nanoseconds past the start of its tick: below [`TICK_NS`].
+    sub: u32,
     slot: u32,
+    seq: u64,
 }
+
+/// A tick's length: the order's buckets are a millisecond each.
+const TICK_NS: i64 = 1_000_000;
 
 impl Node {
     fn key(&self) -> TimerKey {
@@ -120,15 +127,15 @@ impl Node {
 pub(crate) struct Timers {
     entries: Slab<Timer>,
     seq: u64,
-    /// The earliest nodes, sorted; all of tick `front_tick` or earlier.
+    /// The earliest nodes, sorted; all of tick `front_tick`.
     front: VecDeque<Node>,
-    front_tick: Option<u64>,
+    front_tick: Option<i64>,
     /// Later nodes by tick, each bucket unsorted.
-    buckets: BTreeMap<u64, Vec<Node>>,
+    buckets: BTreeMap<i64, Vec<Node>>,
     /// The bucket being filled (timers armed in the same millisecond with
     /// the same delay land together): kept out of the map until another
     /// tick is armed or the order is read.
-    hot: (u64, Vec<Node>),
+    hot: (i64, Vec<Node>),
     /// Nodes in the order (`front`, `buckets`, `hot`), live or stale.
     nodes: usize,
     /// Of those, the stale ones: nodes of timers disarmed before they were
@@ -157,10 +164,26 @@ impl Timers {
         }
     }
 
-    /// The millisecond bucket of deadline `at` (deadlines before the
-    /// loop's start share tick 0).
-    fn tick(at: i64) -> u64 {
-        u64::try_from(at).unwrap_or(0) / 1_000_000
+    /// The millisecond tick of deadline `at`, and `at`'s offset into it
+    /// (floored: a deadline before the loop's start has a negative tick).
+    fn tick(at: i64) -> (i64, u32) {
+        // The remainder is in 0..TICK_NS, which fits a u32. Deadlines are
+        // almost never negative: unsigned division by a constant is a
+        // multiply and a shift, where the floored signed one needs fixing up.
+        if let Ok(at) = u64::try_from(at) {
+            let tick = at / TICK_NS as u64;
+            ((tick as i64), (at - tick * TICK_NS as u64) as u32)
+        } else {
+            (at.div_euclid(TICK_NS), at.rem_euclid(TICK_NS) as u32)
+        }
+    }
+
+    /// The deadline of a node of `front`.
+    fn front_at(&self, n: &Node) -> i64 {
+        let tick = self.front_tick.expect("a front node has its tick");
+        // Wrapping: for a tick near `i64::MIN` the product alone is out of
+        // range, the sum (the deadline itself) never is.
+        tick.wrapping_mul(TICK_NS).wrapping_add(i64::from(n.sub))
     }
 
     /// Files the hot bucket into the map.
@@ -178,7 +201,7 @@ impl Timers {
     }
 
     /// Adds a node to the buckets (its tick is after `front_tick`).
-    fn bucket(&mut self, tick: u64, node: Node) {
+    fn bucket(&mut self, tick: i64, node: Node) {
         if self.hot.0 != tick {
             self.flush_hot();
             self.hot.0 = tick;
@@ -191,8 +214,9 @@ impl Timers {
         self.seq += 1;
         let seq = self.seq;
         let slot = self.entries.insert(Timer { seq, action });
+        let (tick, sub) = Timers::tick(at);
         let node = Node {
-            at,
+            sub,
             seq,
             // `u32::MAX` is no slot: the ready queue's callback entry.
             slot: u32::try_from(slot)
@@ -201,16 +225,15 @@ impl Timers {
                 .expect("asyncio: 2^32 - 1 timers armed at once"),
         };
         self.nodes += 1;
-        let tick = Timers::tick(node.at);
         match self.front_tick {
             Some(ft) if tick == ft => {
                 // The newest sequence: after every equal deadline. Usually
                 // after every deadline (timers armed with one delay, in
                 // order): a push, no search.
-                if self.front.back().is_none_or(|b| b.at <= node.at) {
+                if self.front.back().is_none_or(|b| b.sub <= node.sub) {
                     self.front.push_back(node);
                 } else {
-                    let at = self.front.partition_point(|n| n.at <= node.at);
+                    let at = self.front.partition_point(|n| n.sub <= node.sub);
                     self.front.insert(at, node);
                 }
             }
@@ -259,7 +282,7 @@ impl Timers {
                     }
                     self.buckets.pop_first()?
                 };
-            nodes.sort_unstable_by_key(|n| (n.at, n.seq));
+            nodes.sort_unstable_by_key(|n| (n.sub, n.seq));
             self.front = nodes.into();
             self.front_tick = Some(tick);
         }
@@ -368,7 +391,8 @@ impl Timers {
 
     /// The earliest deadline of a live timer not yet due.
     pub(crate) fn next_deadline(&mut self) -> Option<i64> {
-        Some(self.peek()?.at)
+        let n = self.peek()?;
+        Some(self.front_at(&n))
     }
 
     /// Moves every live timer due at `now()` out of the order, in firing
@@ -386,7 +410,7 @@ impl Timers {
     fn pop_due_armed(&mut self, now: impl FnOnce() -> i64, mut out: impl FnMut(u32)) {
         let now = now();
         while let Some(n) = self.peek() {
-            if n.at > now {
+            if self.front_at(&n) > now {
                 break;
             }
             self.front.pop_front();
@@ -464,13 +488,43 @@ mod tests {
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn a_node_and_a_ready_entry_stay_small() {
-        assert_eq!(std::mem::size_of::<Node>(), 24);
+        assert_eq!(std::mem::size_of::<Node>(), 16);
         assert_eq!(std::mem::size_of::<Timer>(), 24);
         assert_eq!(std::mem::size_of::<crate::runtime::Ready>(), 8);
     }
 
     fn cb() -> TimerAction {
         TimerAction::Callback(Box::new(Box::new(|| {})))
+    }
+
+    /// A node keeps its deadline as an offset into its tick: deadlines
+    /// on either side of a tick's edge, and before the loop's start
+    /// (negative), come back exact and fire in deadline order.
+    #[test]
+    fn deadlines_round_trip_through_their_ticks() {
+        let mut t = Timers::new();
+        let ats = [
+            2 * TICK_NS,
+            -3,
+            TICK_NS - 1,
+            -5 * TICK_NS - 1,
+            0,
+            TICK_NS,
+            -TICK_NS,
+            i64::MAX,
+            i64::MIN,
+        ];
+        let keys: Vec<TimerKey> = ats.iter().map(|&at| t.arm(at, cb())).collect();
+        let mut order: Vec<usize> = (0..ats.len()).collect();
+        order.sort_by_key(|&i| ats[i]);
+        for &i in &order {
+            assert_eq!(t.next_deadline(), Some(ats[i]));
+            let mut due = Vec::new();
+            t.pop_due(|| ats[i], |slot| due.push(slot));
+            assert_eq!(due, vec![keys[i].slot], "deadline {}", ats[i]);
+            assert!(t.take_due(keys[i].slot).is_some());
+        }
+        assert_eq!(t.next_deadline(), None);
     }
 
     #[test]
