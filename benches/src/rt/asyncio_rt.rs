@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use asyncio::net::{TcpListener, TcpStream};
 use asyncio::{
-    create_task, sleep, wait_for, CancelledError, GetError, Lock, PutError, Queue, Runner, Task,
+    create_task, sleep, wait_for, CancelledError, GetError, Lock, PutError, Queue, Runner, Sleep,
+    Task,
 };
 
 use crate::harness::{RunError, RunResult};
@@ -45,8 +46,10 @@ fn block_on<F: Future + 'static>(body: F) -> F::Output {
     Runner::builder().build().run(body)
 }
 
-async fn yield_now() -> Result<(), CancelledError> {
-    sleep(Duration::ZERO).await
+/// asyncio's `await asyncio.sleep(0)`: the sleep itself, not an `async fn`
+/// around it (tokio's and smol's `yield_now` are their own futures too).
+fn yield_now() -> Sleep {
+    sleep(Duration::ZERO)
 }
 
 async fn reap(tasks: Vec<Task<Result<u64, CancelledError>>>) -> u64 {
