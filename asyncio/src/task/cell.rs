@@ -16,7 +16,6 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -108,25 +107,20 @@ impl Extras {
 /// Something to notify when the task is done. Awaiters and done-callbacks
 /// share one list, notified in registration order, as asyncio schedules a
 /// future's callbacks (an `await` registers a callback too).
-///
-/// 16 bytes, so that the list, which holds one in place, costs a header
-/// two words: the common await (a task of the loop, polled under its own
-/// waker) is named by its key; the rest are boxed.
 pub(crate) enum Waiter {
     /// An await in progress by a task of this loop under its own waker: its
     /// id (to refresh or withdraw it) and the awaiting task's key.
     Task(u32, TaskKey),
     /// An await in progress under some other waker (a combinator's).
-    Wake(Box<(u32, Waker)>),
-    Callback(Box<DoneCallback>),
+    Wake(u32, Waker),
+    Callback(DoneCallback),
 }
 
 impl Waiter {
     /// The id of an await (`None` for a callback).
     pub(crate) fn await_id(&self) -> Option<u32> {
         match self {
-            Waiter::Task(id, _) => Some(*id),
-            Waiter::Wake(w) => Some(w.0),
+            Waiter::Task(id, _) | Waiter::Wake(id, _) => Some(*id),
             Waiter::Callback(_) => None,
         }
     }
@@ -169,18 +163,17 @@ pub(crate) type Flags = Bits<Flag>;
 /// taken out for each edit rather than a `RefCell`: no borrow flag in every
 /// header.
 ///
-/// `ManuallyDrop`, dropped by hand: a task dropped with no awaiter left,
-/// the usual case, tests one word instead of calling the list's drop glue
-/// (every task header is dropped once).
-pub(crate) struct Waiters(ManuallyDrop<Cell<OneOrMany<Waiter>>>);
+/// Boxed, the first waiter too: one word in every task header, where the
+/// list in place took two (most tasks are never awaited while pending: a
+/// spawned task runs before its spawner's next await, and a done-callback
+/// was boxed anyway). An emptied list gives its box back; a task dropped
+/// with no awaiter left, the usual case, tests one word.
+pub(crate) struct Waiters(Cell<Option<Box<OneOrMany<Waiter>>>>);
 
 impl Drop for Waiters {
     #[inline]
     fn drop(&mut self) {
-        let list = self.0.take();
-        if matches!(list, OneOrMany::None) {
-            std::mem::forget(list);
-        } else {
+        if let Some(list) = self.0.take() {
             drop_waiters(list);
         }
     }
@@ -188,27 +181,41 @@ impl Drop for Waiters {
 
 /// The rare half of [`Waiters`]'s drop, out of line.
 #[inline(never)]
-fn drop_waiters(list: OneOrMany<Waiter>) {
+fn drop_waiters(list: Box<OneOrMany<Waiter>>) {
     drop(list);
 }
 
 impl Waiters {
+    pub(crate) const fn new() -> Waiters {
+        Waiters(Cell::new(None))
+    }
+
     /// Edits the list. Should `f` reach back into it (a foreign waker's
     /// `clone` registering another await of the task), what it added is
-    /// kept, after `f`'s edits.
+    /// kept, after `f`'s edits. An emptied list gives its box back.
     pub(crate) fn edit<R>(&self, f: impl FnOnce(&mut OneOrMany<Waiter>) -> R) -> R {
-        let mut list = self.0.take();
-        let r = f(&mut list);
-        if let Some(mut added) = list.put_back(&self.0) {
-            let mut list = self.0.take();
+        let mut boxed = self.0.take();
+        let mut unboxed = OneOrMany::None;
+        let list = match &mut boxed {
+            Some(b) => &mut **b,
+            None => &mut unboxed,
+        };
+        let r = f(list);
+        if let Some(mut added) = self.0.take() {
             added.drain_each(|w| list.push(w));
-            self.0.set(list);
+        }
+        let keep = !matches!(list, OneOrMany::None);
+        match boxed {
+            Some(b) if keep => self.0.set(Some(b)),
+            None if keep => self.0.set(Some(Box::new(unboxed))),
+            _ => {}
         }
         r
     }
 
     /// Takes the whole list (the task is done).
-    pub(crate) fn take(&self) -> OneOrMany<Waiter> {
+    #[inline]
+    pub(crate) fn take(&self) -> Option<Box<OneOrMany<Waiter>>> {
         self.0.take()
     }
 }
@@ -223,7 +230,7 @@ pub(crate) struct PanicInfo {
 /// Everything about a task that does not depend on its future's type.
 ///
 /// Its `end` and `flags` are kept in the cancel state's last word (see
-/// [`Lent`]): 80 bytes, where fields of its own would make 96.
+/// [`Lent`]): 56 bytes, where fields of its own would make 64.
 pub(crate) struct Header {
     pub(crate) id: u64,
     pub(crate) cancel: CancelState,
@@ -309,7 +316,7 @@ impl Header {
         Header {
             id: next_task_id(),
             cancel: CancelState::new(),
-            waiters: Waiters(ManuallyDrop::new(Cell::new(OneOrMany::None))),
+            waiters: Waiters::new(),
         }
     }
 }
@@ -360,21 +367,22 @@ fn finish<F: Future>(task: &RawTask, stage: StageRef<'_, F>, lp: &Loop, ending: 
     h.cancel.clear();
     task.mark_done();
     lp.unregister(task.key());
-    let mut waiters = h.waiters.take();
-    if matches!(waiters, OneOrMany::None) && !panicked {
-        // Nothing to drop: no call to the list's drop glue.
-        std::mem::forget(waiters);
+    let waiters = h.waiters.take();
+    if waiters.is_none() && !panicked {
         return;
     }
     let me = TaskRef(task.clone());
-    waiters.drain_each(|w| match w {
-        Waiter::Task(_, key) => lp.wake_task(key),
-        Waiter::Wake(w) => w.1.wake(),
-        Waiter::Callback(cb) => {
-            let t = me.clone();
-            lp.call_soon(Box::new(move || cb(&t)));
-        }
-    });
+    waiters
+        .map(|b| *b)
+        .unwrap_or_default()
+        .drain_each(|w| match w {
+            Waiter::Task(_, key) => lp.wake_task(key),
+            Waiter::Wake(_, w) => w.wake(),
+            Waiter::Callback(cb) => {
+                let t = me.clone();
+                lp.call_soon(Box::new(move || cb(&t)));
+            }
+        });
     if panicked && !h.flags().get(Flag::HandleAlive) {
         h.flags().set(Flag::Retrieved, true);
         lp.report(

@@ -158,7 +158,7 @@ impl TaskRef {
             }
         } else {
             h.waiters
-                .edit(|list| list.push(cell::Waiter::Callback(Box::new(Box::new(f)))));
+                .edit(|list| list.push(cell::Waiter::Callback(Box::new(f))));
         }
     }
 
@@ -213,14 +213,14 @@ impl TaskRef {
             .map(|me| me.0.key());
         let waiter = |id| match by_key {
             Some(key) => cell::Waiter::Task(id, key),
-            None => cell::Waiter::Wake(Box::new((id, waker.clone()))),
+            None => cell::Waiter::Wake(id, waker.clone()),
         };
         h.waiters.edit(|waiters| {
             if let Some(id) = *id {
                 if let Some(w) = waiters.iter_mut().find(|w| w.await_id() == Some(id)) {
                     let same = match (&*w, by_key) {
                         (cell::Waiter::Task(_, key), Some(new)) => *key == new,
-                        (cell::Waiter::Wake(w), None) => w.1.will_wake(waker),
+                        (cell::Waiter::Wake(_, w), None) => w.will_wake(waker),
                         _ => false,
                     };
                     if !same {

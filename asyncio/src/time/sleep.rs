@@ -217,8 +217,8 @@ mod tests {
 
     /// A million sleeping tasks hold a million sleeps: 40 bytes, with the
     /// armed timer's slot in the checkpoint's spare bytes. (With the
-    /// header's 96 and a task's own state around it, a plain sleeping
-    /// task's block is 152 bytes: a 160-byte malloc chunk.)
+    /// task's 88-byte head and its own state around it, a plain sleeping
+    /// task's block is 144 bytes: a 160-byte malloc chunk.)
     #[test]
     fn a_sleep_stays_at_40_bytes() {
         assert_eq!(std::mem::size_of::<Sleep>(), 40);
