@@ -100,6 +100,22 @@ async fn timeout_not_reached() {
     assert_eq!(clock.elapsed(), ms(10));
 }
 
+/// A `wait_for` resolves its deadline when first polled, on the loop's
+/// clock: the handle has no deadline before, the exact one after, also
+/// once the wait is over.
+#[asyncio::test(virtual_time)]
+async fn wait_for_resolves_its_deadline_when_polled() {
+    let clock = Clock::start();
+    sleep(ms(5)).await.unwrap();
+    let to = asyncio::wait_for(sleep(ms(10)), secs(10));
+    let cm = to.handle();
+    assert_eq!(cm.when(), None);
+    let polled_at = clock.at() + ms(5);
+    to.await.unwrap().unwrap();
+    assert_eq!(cm.when(), Some(polled_at + secs(10)));
+    assert!(!cm.expired());
+}
+
 // test_timeouts: test_timeout_disabled
 #[asyncio::test(virtual_time)]
 async fn timeout_none_never_fires() {

@@ -75,11 +75,23 @@ impl Clock {
 
     /// The instant of nanosecond count `ns` (see [`Clock::ns`]).
     pub(crate) fn instant(&self, ns: i64) -> Instant {
+        Clock::instant_on(self.base, ns)
+    }
+
+    /// Nanosecond 0: with [`Clock::instant_on`], turns a nanosecond count
+    /// into an instant later, without the clock.
+    pub(crate) fn base(&self) -> Instant {
+        self.base
+    }
+
+    /// The instant of nanosecond count `ns` on a clock whose nanosecond 0
+    /// is `base`.
+    pub(crate) fn instant_on(base: Instant, ns: i64) -> Instant {
         let d = Duration::from_nanos(ns.unsigned_abs());
         if ns >= 0 {
-            self.base + d
+            base + d
         } else {
-            self.base - d
+            base - d
         }
     }
 

@@ -49,6 +49,18 @@ pub(crate) enum TimerAction {
 }
 
 impl TimerAction {
+    /// Drops the action, the common kinds in line: a task's key owns
+    /// nothing, a timeout's `Weak` is a count to drop (a sleep or a
+    /// `wait_for` disarms one per call; the drop glue was a call).
+    #[inline]
+    fn release(self) {
+        match self {
+            TimerAction::Task(_) => {}
+            TimerAction::Fire(weak) => drop(weak),
+            other => drop_action(other),
+        }
+    }
+
     /// The action that wakes whoever `waker` wakes: [`TimerAction::Task`]
     /// if it is the waker of a task of `lp`.
     pub(crate) fn wake(lp: &Loop, waker: &Waker) -> TimerAction {
@@ -57,6 +69,12 @@ impl TimerAction {
             None => TimerAction::Wake(Box::new(waker.clone())),
         }
     }
+}
+
+/// The rare kinds of [`TimerAction::release`], out of line.
+#[inline(never)]
+fn drop_action(action: TimerAction) {
+    drop(action);
 }
 
 /// Names one armed timer; stale keys are harmless.
@@ -299,9 +317,11 @@ impl Timers {
         if !self.live(key) {
             return false;
         }
-        let removed = self.entries.remove(key.slot as usize);
-        if removed.is_some_and(|e| e.seq & DUE == 0) {
-            self.drop_node(key);
+        if let Some(removed) = self.entries.remove(key.slot as usize) {
+            if removed.seq & DUE == 0 {
+                self.drop_node(key);
+            }
+            removed.action.release();
         }
         true
     }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use super::error::{InvalidStateError, TimeoutError};
 use crate::cancel::delivery::deliver;
 use crate::cancel::scope::{scope_converts, ScopeGuard, ScopeNode};
-use crate::runtime::clock::nanos;
+use crate::runtime::clock::{nanos, Clock};
 use crate::runtime::timers::{TimerAction, TimerKey};
 use crate::runtime::{context, Callback, Loop};
 use crate::task::TaskRef;
@@ -45,6 +45,13 @@ enum Deadline {
     /// Computed when first polled (wait_for; timeout outside a loop).
     Lazy(Option<Duration>),
     At(Option<Instant>),
+    /// A relative deadline resolved on entry: nanoseconds on the loop's
+    /// clock, and that clock's nanosecond 0. Arming needs the first, and
+    /// only [`TimeoutHandle::when`] turns it into an instant.
+    OnClock {
+        at: i64,
+        base: Instant,
+    },
 }
 
 /// A deadline already on the loop's clock, with the clock reading it was
@@ -136,6 +143,7 @@ impl Inner {
     fn when(&self) -> Option<Instant> {
         match self.deadline.get() {
             Deadline::At(t) => t,
+            Deadline::OnClock { at, base } => Some(Clock::instant_on(base, at)),
             Deadline::Lazy(_) => None,
         }
     }
@@ -165,11 +173,19 @@ impl Inner {
     /// nothing).
     fn arm(self: &Rc<Self>, lp: &Loop, known: Option<Known>) {
         self.disarm();
-        let Some(when) = self.when() else { return };
-        let Known { at, now } = known.unwrap_or_else(|| Known {
-            at: lp.clock().ns(when),
-            now: lp.clock().now_ns(),
-        });
+        let Some(Known { at, now }) = known.or_else(|| {
+            let at = match self.deadline.get() {
+                Deadline::OnClock { at, .. } => at,
+                Deadline::At(Some(when)) => lp.clock().ns(when),
+                Deadline::At(None) | Deadline::Lazy(_) => return None,
+            };
+            Some(Known {
+                at,
+                now: lp.clock().now_ns(),
+            })
+        }) else {
+            return;
+        };
         let armed = if at <= now {
             let weak = Rc::downgrade(self);
             Armed::Soon(lp.call_soon(Box::new(move || {
@@ -217,19 +233,23 @@ impl Inner {
         *self.task.borrow_mut() = Some(task);
         self.loop_id.set(lp.id);
         // A relative deadline is resolved on the loop's clock, in
-        // nanoseconds: arming it needs no conversion back.
+        // nanoseconds: arming it needs no conversion.
         let mut known = None;
-        let resolved = match self.deadline.get() {
-            Deadline::Lazy(d) => d.map(|d| {
-                let clock = lp.clock();
-                let now = clock.now_ns();
-                let at = now.saturating_add(nanos(d));
-                known = Some(Known { at, now });
-                clock.instant(at)
-            }),
-            Deadline::At(t) => t,
-        };
-        self.deadline.set(Deadline::At(resolved));
+        if let Deadline::Lazy(d) = self.deadline.get() {
+            self.deadline.set(match d {
+                Some(d) => {
+                    let clock = lp.clock();
+                    let now = clock.now_ns();
+                    let at = now.saturating_add(nanos(d));
+                    known = Some(Known { at, now });
+                    Deadline::OnClock {
+                        at,
+                        base: clock.base(),
+                    }
+                }
+                None => Deadline::At(None),
+            });
+        }
         self.state.set(TState::Active);
         if self.zero.get() {
             self.state.set(TState::Expiring);
