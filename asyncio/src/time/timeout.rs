@@ -55,7 +55,7 @@ enum Deadline {
 }
 
 /// A deadline already on the loop's clock, with the clock reading it was
-/// computed from (nanoseconds, see [`Clock`](crate::runtime::clock::Clock)).
+/// computed from (nanoseconds, see [`Clock`]).
 #[derive(Clone, Copy)]
 struct Known {
     at: i64,
