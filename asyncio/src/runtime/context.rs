@@ -55,6 +55,16 @@ pub(crate) fn loop_by_id(id: u64) -> Option<Rc<Loop>> {
         .flatten()
 }
 
+/// Runs `f` with loop `id` if it is alive and was made on this thread: the
+/// running one without taking a count of it, any other as [`loop_by_id`]
+/// finds it. `None` if there is no such loop.
+pub(crate) fn with_loop_by_id<R>(id: u64, f: impl FnOnce(&Loop) -> R) -> Option<R> {
+    if current_loop_id() == id {
+        return with_loop(f);
+    }
+    loop_by_id(id).map(|lp| f(&lp))
+}
+
 /// Runs `f` with the running loop, or returns `None` when there is none.
 /// In line: every wake and every await point looks the loop up.
 #[inline]

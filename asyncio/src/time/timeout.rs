@@ -151,15 +151,9 @@ impl Inner {
     fn disarm(&self) {
         match self.armed.take() {
             Some(Armed::Timer(key)) => {
-                let id = self.loop_id.get();
-                let here = context::with_loop(|lp| (lp.id == id).then(|| lp.disarm(key)));
-                if here.flatten().is_none() {
-                    // Not on its loop's thread's running loop (a handle
-                    // used outside `run`): find the loop, if it lives.
-                    if let Some(lp) = context::loop_by_id(id) {
-                        lp.disarm(key);
-                    }
-                }
+                // Usually on the running loop; a handle used outside `run`
+                // finds the loop, if it lives.
+                context::with_loop_by_id(self.loop_id.get(), |lp| lp.disarm(key));
             }
             Some(Armed::Soon(cb)) => cb.cancelled.set(true),
             None => {}
@@ -423,10 +417,9 @@ impl TimeoutHandle {
             )));
         }
         self.inner.deadline.set(Deadline::At(when));
-        let lp = context::loop_by_id(self.inner.loop_id.get());
-        match lp {
-            Some(lp) => self.inner.arm(&lp, None),
-            None => self.inner.disarm(),
+        let inner = &self.inner;
+        if context::with_loop_by_id(inner.loop_id.get(), |lp| inner.arm(lp, None)).is_none() {
+            inner.disarm();
         }
         Ok(())
     }
