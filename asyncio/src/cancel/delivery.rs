@@ -159,7 +159,7 @@ impl Inflight {
         scope: ScopeRef,
         forward: Option<&ForwardRef<'_>>,
     ) -> Inflight {
-        let own = waker.will_wake(&task.0.waker());
+        let own = task.0.is_own_waker(waker);
         let link = match forward {
             None if own => Link::None,
             Some(ForwardRef::Task(t)) if own => Link::Task((*t).clone()),
@@ -203,7 +203,7 @@ impl Inflight {
 
     /// Records `waker` (nothing for the task's own).
     fn set_waker(&mut self, task: &TaskRef, waker: &Waker) {
-        if waker.will_wake(&task.0.waker()) {
+        if task.0.is_own_waker(waker) {
             if let Link::Rare(rare) = &mut self.link {
                 rare.waker = None;
                 self.drop_empty_rare();
@@ -217,7 +217,7 @@ impl Inflight {
     #[inline]
     pub(super) fn refresh_waker(&mut self, task: &TaskRef, waker: &Waker) {
         let same = match self.rare().and_then(|r| r.waker.as_ref()) {
-            None => waker.will_wake(&task.0.waker()),
+            None => task.0.is_own_waker(waker),
             Some(w) => w.will_wake(waker),
         };
         if !same {

@@ -209,7 +209,7 @@ impl TaskRef {
         let h = self.header();
         // The awaiting task's key, if the await can be recorded by it.
         let by_key = me
-            .filter(|me| me.0.same_loop(&self.0) && waker.will_wake(&me.0.waker()))
+            .filter(|me| me.0.same_loop(&self.0) && me.0.is_own_waker(waker))
             .map(|me| me.0.key());
         let waiter = |id| match by_key {
             Some(key) => cell::Waiter::Task(id, key),
