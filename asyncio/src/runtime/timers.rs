@@ -307,9 +307,7 @@ impl Timers {
     }
 
     fn live(&self, key: TimerKey) -> bool {
-        self.entries
-            .get(key.slot as usize)
-            .is_some_and(|e| e.is(key.seq))
+        is_live(&self.entries, key)
     }
 
     /// Disarms; `false` if the timer already ran or was disarmed.
@@ -358,7 +356,7 @@ impl Timers {
     #[cold]
     fn compact(&mut self) {
         let entries = &self.entries;
-        let live = |n: &Node| entries.get(n.slot as usize).is_some_and(|e| e.is(n.seq));
+        let live = |n: &Node| is_live(entries, n.key());
         let shrink = |nodes: &mut Vec<Node>| {
             nodes.retain(live);
             if worth_shrinking(nodes.len(), nodes.capacity()) {
@@ -485,6 +483,15 @@ impl Timers {
         self.stale = 0;
         self.entries.drain().into_iter().map(|e| e.action).collect()
     }
+}
+
+/// Whether `key` names a timer still armed or due in `entries`:
+/// [`Timers::live`], and what a compaction keeps while it edits the order
+/// (with `entries` borrowed apart from the node lists).
+fn is_live(entries: &Slab<Timer>, key: TimerKey) -> bool {
+    entries
+        .get(key.slot as usize)
+        .is_some_and(|e| e.is(key.seq))
 }
 
 /// Whether a node list left this short by a compaction should give back
