@@ -457,3 +457,72 @@ async fn zero_timeout_does_not_forward_a_later_cancel_of_the_caller() {
     assert!(task_ref.cancelled());
     assert!(caller.cancelled());
 }
+
+/// Runs `wait_for(t, 0)` in a caller task on a task `t` that has not
+/// started, and a sleeper beside it; in the turn in which `t` ends (the
+/// cancel of its first step), cancels the two in the order `order` gives
+/// (`true`: the caller first). Returns who saw its cancellation, in order.
+async fn cancel_zero_wait_for_as_its_task_ends(caller_first: bool) -> Vec<String> {
+    let log = log();
+    let l = log.clone();
+    let sleeper = create_task(async move {
+        let r = sleep(secs(2)).await;
+        push(
+            &l,
+            format!("sleeper {}", if r.is_err() { "cancelled" } else { "woke" }),
+        );
+    });
+    let l = log.clone();
+    let caller = create_task(async move {
+        let t = create_task(async { 7 });
+        let r = wait_for(t, Duration::ZERO).await;
+        push(
+            &l,
+            format!(
+                "caller {}",
+                if matches!(r, Ok(Err(_))) {
+                    "cancelled"
+                } else {
+                    "timed out"
+                }
+            ),
+        );
+    });
+    // Turn 1 starts both (the caller cancels `t` before its first step);
+    // turn 2 runs `t`'s only step, which ends it, and then this task.
+    checkpoint().await.unwrap();
+    checkpoint().await.unwrap();
+    assert!(!caller.done());
+    if caller_first {
+        caller.cancel();
+        sleeper.cancel();
+    } else {
+        sleeper.cancel();
+        caller.cancel();
+    }
+    sleep(secs(3)).await.unwrap();
+    take(&log)
+}
+
+// new (rules/zero_wait_for_cancelled_as_its_task_ends_resumes_next_turn,
+// verified on 3.13): asyncio releases a zero-timeout caller through a private
+// future a turn after the task ends; a cancel before that release cancels
+// the future, and the caller resumes on the next turn, woken by the cancel.
+#[asyncio::test(virtual_time)]
+async fn zero_timeout_caller_cancelled_as_its_task_ends_resumes_next_turn() {
+    assert_eq!(
+        cancel_zero_wait_for_as_its_task_ends(true).await,
+        ["caller cancelled", "sleeper cancelled"]
+    );
+}
+
+// new (rules/zero_wait_for_released_late_resumes_behind_the_cancel): the
+// same, cancelled after a sleeper: the caller, queued already for the
+// release, resumes behind the sleeper, where the cancel woke it.
+#[asyncio::test(virtual_time)]
+async fn zero_timeout_caller_cancelled_as_its_task_ends_resumes_where_woken() {
+    assert_eq!(
+        cancel_zero_wait_for_as_its_task_ends(false).await,
+        ["sleeper cancelled", "caller cancelled"]
+    );
+}

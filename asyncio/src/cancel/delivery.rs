@@ -251,18 +251,6 @@ impl Inflight {
         }
     }
 
-    /// The awaited task, if the checkpoint awaits one.
-    fn awaited(&self) -> Option<&TaskRef> {
-        match &self.link {
-            Link::None => None,
-            Link::Task(t) => Some(t),
-            Link::Rare(r) => match &r.target {
-                Some(Forward::Task(t)) => Some(t),
-                _ => None,
-            },
-        }
-    }
-
     /// Unboxes rare parts left with nothing rare in them.
     fn drop_empty_rare(&mut self) {
         let Link::Rare(r) = &mut self.link else {
@@ -352,6 +340,9 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
     // `None`: the task's own waker, woken in place (no count taken).
     let mut to_wake: OneOrMany<Option<Waker>> = OneOrMany::None;
     let mut to_forward: OneOrMany<(usize, Forward)> = OneOrMany::None;
+    // The task's queued step moves to the back (see the zero-timeout
+    // case below).
+    let mut requeue = false;
     {
         let mut inflight = state.inflight_mut();
         let holders = inflight
@@ -380,27 +371,26 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
                 continue;
             }
             let mut forward = entry.has_forward();
-            let awaited_done = entry.awaited().is_some_and(TaskRef::done);
             match entry.delivery_mut() {
                 Some(d) => {
                     d.requests.push(req());
                     state.list_for(&scope, &d.token);
-                    if d.zero && d.forwarded {
+                    if d.zero {
                         // asyncio's zero-timeout wait_for waits on a private
-                        // future: cancelling the caller stops the wait and
-                        // leaves the (already cancelled) task alone. The
-                        // caller resumes on the next turn: no relay turn,
-                        // unless the task already finished — then its
-                        // wake-up is on its way and the waiter's turn is
-                        // still owed.
+                        // future: a further request cancels that future
+                        // and reaches nothing else (what was awaited was
+                        // cancelled once already).
                         d.forwarded = false;
-                        d.relayed = !awaited_done;
                         forward = false;
-                    } else if d.zero && !d.relayed {
-                        // Nothing was forwarded (a shield, a plain future):
-                        // the private future is cancelled directly, and the
-                        // caller resumes on the turn after this one.
-                        d.cut = Some(current_turn());
+                        if !d.relayed && d.cut.is_none() {
+                            // The first such request, before the future's
+                            // release: the caller resumes on the next turn,
+                            // woken here. If it is queued already (the
+                            // awaited work finished and the release is on
+                            // its way), its step moves behind this request.
+                            d.cut = Some(current_turn());
+                            requeue = true;
+                        }
                     }
                 }
                 None => {
@@ -442,6 +432,11 @@ pub(crate) fn deliver(task: &TaskRef, scope: Option<&Rc<ScopeNode>>, msg: Option
         }
     });
     state.flags().set(CancelFlag::Delivering, false);
+    if requeue && task.0.is_queued() {
+        if let Some(lp) = task.0.owning_loop() {
+            lp.requeue(task.0.key());
+        }
+    }
     to_wake.drain_each(|w| match w {
         None => task.0.waker().wake_by_ref(),
         Some(w) => w.wake(),

@@ -62,10 +62,11 @@ pub(crate) struct Callback {
 
 /// An entry of the ready queue, in 8 bytes (a million-task spawn queues a
 /// million at once): a task's key; a due timer's slot (the timer queue
-/// marks the timer due, see `Timers::take_due`); or a callback's turn (the
-/// callback waits in `Loop::callbacks`, in the same order). A task's
-/// generation is never zero, so generation zero tells the other two
-/// apart; an enum would take 12 bytes.
+/// marks the timer due, see `Timers::take_due`); a callback's turn (the
+/// callback waits in `Loop::callbacks`, in the same order); or nothing (a
+/// task step moved further back, see [`Loop::requeue`]). A task's
+/// generation is never zero, so generation zero tells the others apart;
+/// an enum would take 12 bytes.
 #[derive(Clone, Copy)]
 pub(crate) struct Ready(u64);
 
@@ -74,19 +75,23 @@ enum ReadyItem {
     Task(TaskKey),
     Timer(u32),
     Callback,
+    Skip,
 }
 
 impl Ready {
     /// A callback's turn: generation zero, and a slot no timer has (see
     /// `Timers::arm`).
     const CALLBACK: Ready = Ready(u32::MAX as u64);
+    /// A moved step's old place: generation zero, and the other slot no
+    /// timer has.
+    const SKIP: Ready = Ready(u32::MAX as u64 - 1);
 
     fn task(key: TaskKey) -> Ready {
         Ready(u64::from(key.gen.get()) << 32 | u64::from(key.slot))
     }
 
     fn timer(slot: u32) -> Ready {
-        debug_assert_ne!(slot, u32::MAX);
+        debug_assert!(slot < u32::MAX - 1);
         Ready(u64::from(slot))
     }
 
@@ -96,6 +101,7 @@ impl Ready {
         match NonZeroU32::new((self.0 >> 32) as u32) {
             Some(gen) => ReadyItem::Task(TaskKey { slot: low, gen }),
             None if low == u32::MAX => ReadyItem::Callback,
+            None if low == u32::MAX - 1 => ReadyItem::Skip,
             None => ReadyItem::Timer(low),
         }
     }
@@ -237,6 +243,19 @@ impl Loop {
         self.ready.borrow_mut().push_back(Ready::task(key));
     }
 
+    /// Moves the queued step of the task `key` names to the back of the
+    /// ready queue, as if it were woken now; nothing if it is not queued.
+    /// A rare path (a zero-timeout `wait_for` cancelled while its private
+    /// future's release is on its way): it scans the queue.
+    pub(crate) fn requeue(&self, key: TaskKey) {
+        let entry = Ready::task(key);
+        let mut ready = self.ready.borrow_mut();
+        if let Some(i) = ready.iter().rposition(|r| r.0 == entry.0) {
+            ready[i] = Ready::SKIP;
+            ready.push_back(entry);
+        }
+    }
+
     pub(crate) fn unregister(&self, key: TaskKey) {
         let removed = self.tasks.borrow_mut().remove(key);
         drop(removed);
@@ -340,6 +359,7 @@ impl Loop {
                         None => {}
                     }
                 }
+                ReadyItem::Skip => {}
                 ReadyItem::Callback => {
                     let cb = self.callbacks.borrow_mut().pop_front();
                     let cb = cb.expect("a callback for each callback entry");
@@ -416,10 +436,11 @@ mod ready_tests {
             };
             assert!(matches!(Ready::task(key).item(), ReadyItem::Task(k) if k == key));
         }
-        for slot in [0, 1, u32::MAX - 1] {
+        for slot in [0, 1, u32::MAX - 2] {
             assert!(matches!(Ready::timer(slot).item(), ReadyItem::Timer(s) if s == slot));
         }
         assert!(matches!(Ready::CALLBACK.item(), ReadyItem::Callback));
+        assert!(matches!(Ready::SKIP.item(), ReadyItem::Skip));
         assert_eq!(std::mem::size_of::<Ready>(), 8);
     }
 }

@@ -236,11 +236,12 @@ impl Timers {
         let node = Node {
             sub,
             seq,
-            // `u32::MAX` is no slot: the ready queue's callback entry.
+            // `u32::MAX` and `u32::MAX - 1` are no slots: the ready
+            // queue's callback and skip entries.
             slot: u32::try_from(slot)
                 .ok()
-                .filter(|&s| s != u32::MAX)
-                .expect("asyncio: 2^32 - 1 timers armed at once"),
+                .filter(|&s| s < u32::MAX - 1)
+                .expect("asyncio: 2^32 - 2 timers armed at once"),
         };
         self.nodes += 1;
         match self.front_tick {
