@@ -272,3 +272,66 @@ async fn cancelling_a_gather_of_shields_spares_the_shielded_tasks() {
     assert_eq!((&mut c2).await.unwrap().unwrap(), 2);
     assert!(!c1.cancelled() && !c2.cancelled());
 }
+
+/// A caller awaits `shield(&mut t)` while `t` runs; `t` ends at its first
+/// step, and later in that turn a sleeper and the caller are cancelled, in
+/// the order `caller_first` gives. Returns who saw its cancellation, in
+/// order, then `t`'s output.
+async fn cancel_shield_awaiter_after_its_task_ends(caller_first: bool) -> Vec<String> {
+    let log = log();
+    let t = Rc::new(std::cell::RefCell::new(None));
+    let (l, tc) = (log.clone(), t.clone());
+    let caller = create_task(async move {
+        let mut task = tc.borrow_mut().take().expect("t is made before this runs");
+        match shield(&mut task).await {
+            Ok(v) => push(&l, format!("caller got {v}")),
+            Err(_) => push(&l, "caller cancelled"),
+        }
+        task
+    });
+    *t.borrow_mut() = Some(create_task(async { 7 }));
+    let l = log.clone();
+    let sleeper = create_task(async move {
+        let r = sleep(secs(2)).await;
+        push(
+            &l,
+            if r.is_err() {
+                "sleeper cancelled"
+            } else {
+                "sleeper woke"
+            },
+        );
+    });
+    // This turn: the caller starts waiting, `t` ends, the sleeper sleeps,
+    // then this task runs on.
+    checkpoint().await.unwrap();
+    assert!(!caller.done());
+    if caller_first {
+        caller.cancel();
+        sleeper.cancel();
+    } else {
+        sleeper.cancel();
+        caller.cancel();
+    }
+    sleep(secs(3)).await.unwrap();
+    let mut t = caller.await.unwrap();
+    push(&log, format!("t {}", (&mut t).await.unwrap()));
+    take(&log)
+}
+
+// new (rules/zero_wait_for_on_shield_cancelled_before_release, verified on
+// 3.13): asyncio's shield completes its outer future from the task's
+// done-callback, a turn after the task ends; a cancel before that cancels
+// the outer future, and the awaiter resumes on the next turn where the
+// cancel woke it.
+#[asyncio::test(virtual_time)]
+async fn shield_awaiter_cancelled_after_its_task_ends_resumes_where_woken() {
+    assert_eq!(
+        cancel_shield_awaiter_after_its_task_ends(true).await,
+        ["caller cancelled", "sleeper cancelled", "t 7"]
+    );
+    assert_eq!(
+        cancel_shield_awaiter_after_its_task_ends(false).await,
+        ["sleeper cancelled", "caller cancelled", "t 7"]
+    );
+}

@@ -2,10 +2,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::checkpoint::Checkpoint;
 use super::error::CancelledError;
+use crate::task::cell::Outer;
 use crate::task::{join::outcome_to_result, join::shared_outcome, Task, TaskRef};
 
 /// What [`shield`] can protect: a task through its typed handle (the
@@ -92,29 +94,41 @@ impl<S: ShieldTarget> std::future::IntoFuture for Shield<S> {
         ShieldFuture {
             target: self.target,
             cp: Checkpoint::new(),
-            waiter: None,
-            waited: false,
-            relayed: false,
+            outer: None,
+            id: None,
         }
     }
 }
 
 /// The future of a [`Shield`].
+///
+/// Like asyncio's, a shield that finds its task running waits on an outer
+/// future, which the task's done-callback completes a turn after the task
+/// ends; the awaiter runs on the turn after that. A cancellation before
+/// then cancels the outer future: the awaiter resumes on the next turn,
+/// woken by the cancellation.
 pub struct ShieldFuture<S: ShieldTarget> {
     target: S,
     cp: Checkpoint,
-    /// Its registration as an awaiter of the task.
-    waiter: Option<u32>,
-    /// The task was not done at the first poll.
-    waited: bool,
-    /// The extra turn asyncio's outer future costs has been spent.
-    relayed: bool,
+    /// The outer future, once the shield waits.
+    outer: Option<Rc<Outer>>,
+    /// Its registration with the task.
+    id: Option<u32>,
+}
+
+impl<S: ShieldTarget> ShieldFuture<S> {
+    /// Stops waiting: the done-callback, if still to come, wakes nobody.
+    fn stop(&mut self) {
+        self.target.task_ref().remove_waiter(&mut self.id);
+        if let Some(outer) = self.outer.take() {
+            outer.set_waker(None);
+        }
+    }
 }
 
 impl<S: ShieldTarget> Drop for ShieldFuture<S> {
     fn drop(&mut self) {
-        let task = self.target.task_ref().clone();
-        task.remove_waiter(&mut self.waiter);
+        self.stop();
     }
 }
 
@@ -123,27 +137,29 @@ impl<S: ShieldTarget> Future for ShieldFuture<S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let task = this.target.task_ref().clone();
         if let Some(err) = std::task::ready!(this.cp.poll_cancelled(cx)) {
-            task.remove_waiter(&mut this.waiter);
+            this.stop();
             return Poll::Ready(Err(err));
         }
-        if task.done() {
-            this.waiter = None;
-            if this.waited && !this.relayed {
-                // asyncio completes the shield's outer future from the
-                // task's done-callback, one turn before the awaiter runs.
-                this.relayed = true;
-                this.cp.suspend(cx, None);
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+        let outer = match &this.outer {
+            Some(outer) => outer,
+            None if this.target.task_ref().done() => {
+                this.cp.complete();
+                return Poll::Ready(this.target.take());
             }
+            None => {
+                let outer = Rc::new(Outer::default());
+                this.target.task_ref().add_outer(&mut this.id, &outer);
+                this.outer.insert(outer)
+            }
+        };
+        if outer.done() {
+            this.id = None;
+            this.outer = None;
             this.cp.complete();
             return Poll::Ready(this.target.take());
         }
-        this.waited = true;
-        let me = crate::task::current_task_obj();
-        task.add_waiter(&mut this.waiter, me.as_ref(), cx.waker());
+        outer.set_waker(Some(cx.waker()));
         this.cp.suspend(cx, None);
         Poll::Pending
     }

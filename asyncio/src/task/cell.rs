@@ -14,8 +14,9 @@
 //!   are woken and done-callbacks scheduled exactly then.
 
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -113,14 +114,53 @@ pub(crate) enum Waiter {
     Task(u32, TaskKey),
     /// An await in progress under some other waker (a combinator's).
     Wake(u32, Waker),
+    /// A future completed by a done-callback, which then wakes its own
+    /// awaiter (asyncio's `shield`): its id (to withdraw it) and the
+    /// future.
+    Outer(u32, Rc<Outer>),
     Callback(DoneCallback),
+}
+
+/// A future that a task's done-callback completes (asyncio's `shield`
+/// returns one): whoever awaits it runs a turn after the callback, two
+/// after the task ends.
+#[derive(Default)]
+pub(crate) struct Outer {
+    done: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Outer {
+    /// Whether the done-callback ran.
+    pub(crate) fn done(&self) -> bool {
+        self.done.get()
+    }
+
+    /// Records the awaiter's waker (`None`: nobody awaits it any more, so
+    /// the callback wakes nobody).
+    pub(crate) fn set_waker(&self, waker: Option<&Waker>) {
+        let mut slot = self.waker.borrow_mut();
+        match (&*slot, waker) {
+            (Some(old), Some(new)) if old.will_wake(new) => {}
+            _ => *slot = waker.cloned(),
+        }
+    }
+
+    /// The done-callback: completes the future and wakes its awaiter.
+    fn complete(&self) {
+        self.done.set(true);
+        let waker = self.waker.borrow_mut().take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
 }
 
 impl Waiter {
     /// The id of an await (`None` for a callback).
     pub(crate) fn await_id(&self) -> Option<u32> {
         match self {
-            Waiter::Task(id, _) | Waiter::Wake(id, _) => Some(*id),
+            Waiter::Task(id, _) | Waiter::Wake(id, _) | Waiter::Outer(id, _) => Some(*id),
             Waiter::Callback(_) => None,
         }
     }
@@ -378,6 +418,9 @@ fn finish<F: Future>(task: &RawTask, stage: StageRef<'_, F>, lp: &Loop, ending: 
         .drain_each(|w| match w {
             Waiter::Task(_, key) => lp.wake_task(key),
             Waiter::Wake(_, w) => w.wake(),
+            Waiter::Outer(_, outer) => {
+                lp.call_soon(Box::new(move || outer.complete()));
+            }
             Waiter::Callback(cb) => {
                 let t = me.clone();
                 lp.call_soon(Box::new(move || cb(&t)));

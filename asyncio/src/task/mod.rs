@@ -14,6 +14,7 @@ use std::any::Any;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::ops::Deref;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::cancel::delivery::deliver;
@@ -235,7 +236,21 @@ impl TaskRef {
         })
     }
 
-    /// Withdraws an await registered with [`TaskRef::add_waiter`].
+    /// Registers `outer` to be completed by a done-callback of this task
+    /// (at the end of the list, as asyncio's `shield` adds its callback);
+    /// `id` receives its id. Withdraw it with [`TaskRef::remove_waiter`].
+    /// The task must not be done.
+    pub(crate) fn add_outer(&self, id: &mut Option<u32>, outer: &Rc<cell::Outer>) {
+        debug_assert!(id.is_none() && !self.done());
+        let new = next_await_id();
+        self.header()
+            .waiters
+            .edit(|waiters| waiters.push(cell::Waiter::Outer(new, outer.clone())));
+        *id = Some(new);
+    }
+
+    /// Withdraws an await registered with [`TaskRef::add_waiter`] or
+    /// [`TaskRef::add_outer`].
     #[inline]
     pub(crate) fn remove_waiter(&self, id: &mut Option<u32>) {
         if let Some(id) = id.take() {
