@@ -379,3 +379,29 @@ async fn a_sleep_handed_to_another_task_wakes_that_task() {
     second.await.unwrap();
     assert_eq!(clock.elapsed(), secs(3));
 }
+
+// new: a sleep keeps no handle to its loop; one armed on a loop that is gone
+// says so when polled again, instead of waiting forever.
+#[test]
+#[should_panic(expected = "polled outside the event loop its timer is armed on")]
+fn a_sleep_armed_on_a_closed_loop_panics_when_polled() {
+    use std::cell::RefCell;
+    use std::pin::Pin;
+    use std::task::Poll;
+
+    let slot = Rc::new(RefCell::new(None));
+    let s = slot.clone();
+    vrunner().run(async move {
+        let mut armed = sleep(secs(10));
+        std::future::poll_fn(|cx| {
+            assert!(Pin::new(&mut armed).poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        *s.borrow_mut() = Some(armed);
+    });
+    let armed = slot.borrow_mut().take().expect("stored above");
+    vrunner().run(async move {
+        let _ = armed.await;
+    });
+}

@@ -113,6 +113,11 @@ impl Checkpoint {
         self.task.as_ref().map(|t| (t, self.key as usize))
     }
 
+    /// The id of the loop of the task it is registered with, if suspended.
+    pub(crate) fn loop_id(&self) -> Option<u64> {
+        self.task.as_ref().map(|t| t.0.loop_id())
+    }
+
     /// Unregisters: the task and entry key it was registered under.
     #[inline]
     fn take_reg(&mut self) -> Option<(TaskRef, usize)> {

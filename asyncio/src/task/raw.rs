@@ -387,7 +387,12 @@ impl RawTask {
     /// The task's loop, if it is still alive (it lives on this thread: a
     /// local handle is `!Send`).
     pub(crate) fn owning_loop(&self) -> Option<std::rc::Rc<Loop>> {
-        crate::runtime::context::loop_by_id(self.shared().remote.loop_id())
+        crate::runtime::context::loop_by_id(self.loop_id())
+    }
+
+    /// The id of the task's loop.
+    pub(crate) fn loop_id(&self) -> u64 {
+        self.shared().remote.loop_id()
     }
 
     /// The task's registry key.

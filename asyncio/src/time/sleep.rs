@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,6 @@ use crate::cancel::error::CancelledError;
 use crate::runtime::clock::nanos;
 use crate::runtime::context;
 use crate::runtime::timers::{TimerAction, TimerKey};
-use crate::runtime::Loop;
 
 /// Suspends the current task for `delay` (`asyncio.sleep`).
 ///
@@ -35,9 +33,10 @@ use crate::runtime::Loop;
 ///
 /// # Panics
 /// When awaited outside a task of a running loop.
+#[inline]
 pub fn sleep(delay: Duration) -> Sleep {
     Sleep {
-        state: State::Delay(delay),
+        state: State::Delay(nanos(delay)),
         cp: Checkpoint::new(),
     }
 }
@@ -55,18 +54,21 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     }
 }
 
-/// Where a sleep is: its target until first polled, then its timer. One
-/// enum, so a sleeping task carries one tag and the larger of the two.
+/// Where a sleep is: its target until first polled, then its timer. Two
+/// words and no tag of its own: the deadline's nanosecond field has values
+/// to spare, which name the other variants, each a word at most.
 enum State {
-    Delay(Duration),
+    /// The delay, in nanoseconds (saturating).
+    Delay(i64),
     Until(Instant),
     /// A bare yield, suspended for a turn as its checkpoint says.
     Yielded(Yielded),
-    /// Its timer, armed on the loop: the key's sequence here, its slot in
-    /// the checkpoint's spare bytes (see [`Sleep::armed`]), so that this
-    /// variant is two words, no larger than the others, and a sleep five words
-    /// (a sleeping task's block crosses a malloc size class with it).
-    Armed(Weak<Loop>, u64),
+    /// Its timer, armed on the loop of the task its checkpoint is
+    /// registered with (a sleep is suspended while its timer is armed):
+    /// the key's sequence here, its slot in the checkpoint's spare bytes
+    /// (see [`Sleep::armed`]). A sleep is four words: a sleeping task's
+    /// block stays in a smaller malloc size class.
+    Armed(u64),
     Done,
 }
 
@@ -88,18 +90,26 @@ impl Sleep {
     }
 
     fn disarm_armed(&mut self) {
-        if let State::Armed(lp, seq) = std::mem::replace(&mut self.state, State::Done) {
-            if let Some(lp) = lp.upgrade() {
-                lp.disarm(self.key(seq));
+        let on = self.cp.loop_id();
+        self.disarm_on(on);
+    }
+
+    /// Disarms the timer, armed on loop `on` (read while the checkpoint
+    /// was registered).
+    fn disarm_on(&mut self, on: Option<u64>) {
+        if let State::Armed(seq) = std::mem::replace(&mut self.state, State::Done) {
+            let key = self.key(seq);
+            if let Some(id) = on {
+                context::with_loop_by_id(id, |lp| lp.disarm(key));
             }
         }
     }
 
     /// Records the timer just armed.
-    fn armed(&mut self, lp: &Rc<Loop>, key: TimerKey) {
+    fn armed(&mut self, key: TimerKey) {
         let (slot, seq) = key.into_parts();
         self.cp.spare = slot;
-        self.state = State::Armed(Rc::downgrade(lp), seq);
+        self.state = State::Armed(seq);
     }
 
     /// The armed timer's key, from its sequence and the slot kept in the
@@ -120,7 +130,7 @@ impl Future for Sleep {
         // line.
         if !this.cp.is_registered() {
             match this.state {
-                State::Delay(d) if d.is_zero() => return this.start_yield(cx),
+                State::Delay(0) => return this.start_yield(cx),
                 State::Yielded(how) => return this.finish_yield(how, cx),
                 _ => {}
             }
@@ -155,21 +165,27 @@ impl Sleep {
     /// delivered cancellation.
     #[inline(never)]
     fn poll_general(&mut self, cx: &Context<'_>) -> Poll<Result<(), CancelledError>> {
+        // The loop of an armed timer, read before a cancellation
+        // unregisters the checkpoint.
+        let armed_on = match self.state {
+            State::Armed(_) => self.cp.loop_id(),
+            _ => None,
+        };
         if let Some(err) = std::task::ready!(self.cp.poll_cancelled(cx)) {
-            self.disarm();
+            self.disarm_on(armed_on);
             return Poll::Ready(Err(err));
         }
         match &self.state {
             State::Delay(_) | State::Until(_) => {
                 // asyncio's sleep(delay <= 0) is one bare yield (and
                 // sleep(0) needs neither the loop nor a clock read).
-                if matches!(self.state, State::Delay(d) if d.is_zero()) {
+                if matches!(self.state, State::Delay(0)) {
                     return self.start_yield(cx);
                 }
                 let lp = context::expect_loop("asyncio::sleep()");
                 let clock = lp.clock();
                 let at = match self.state {
-                    State::Delay(d) => clock.now_ns().saturating_add(nanos(d)),
+                    State::Delay(d) => clock.now_ns().saturating_add(d),
                     State::Until(t) => {
                         let at = clock.ns(t);
                         if at <= clock.now_ns() {
@@ -180,23 +196,33 @@ impl Sleep {
                     _ => unreachable!("matched above"),
                 };
                 let key = lp.arm_ns(at, TimerAction::wake(&lp, cx.waker()));
-                self.armed(&lp, key);
+                self.armed(key);
                 self.cp.suspend(cx, None);
                 Poll::Pending
             }
             State::Yielded(how) => self.finish_yield(*how, cx),
-            State::Armed(lp, seq) => {
+            State::Armed(seq) => {
                 let key = self.key(*seq);
-                let Some(lp) = lp.upgrade() else {
-                    panic!("asyncio::sleep() polled after its event loop was closed");
+                let fired = context::with_loop(|lp| {
+                    (Some(lp.id) == armed_on).then(|| {
+                        let fired = !lp.timers.borrow().contains(key);
+                        if !fired {
+                            lp.timers.borrow_mut().update_waker(key, lp, cx.waker());
+                        }
+                        fired
+                    })
+                });
+                let Some(Some(fired)) = fired else {
+                    panic!(
+                        "asyncio::sleep() polled outside the event loop its timer is armed on \
+                         (its loop was closed, or the sleep moved to a task of another loop)"
+                    );
                 };
-                let fired = !lp.timers.borrow().contains(key);
                 if fired {
                     self.state = State::Done;
                     self.cp.complete();
                     return Poll::Ready(Ok(()));
                 }
-                lp.timers.borrow_mut().update_waker(key, &lp, cx.waker());
                 self.cp.suspend(cx, None);
                 Poll::Pending
             }
@@ -215,12 +241,13 @@ impl Drop for Sleep {
 mod tests {
     use super::Sleep;
 
-    /// A million sleeping tasks hold a million sleeps: 40 bytes, with the
-    /// armed timer's slot in the checkpoint's spare bytes. (With the
-    /// task's 88-byte head and its own state around it, a plain sleeping
-    /// task's block is 144 bytes: a 160-byte malloc chunk.)
+    /// A million sleeping tasks hold a million sleeps: 32 bytes, with the
+    /// armed timer's slot in the checkpoint's spare bytes and its loop
+    /// found through the checkpoint's task. (With the task's 88-byte head
+    /// and its own state around it, a plain sleeping task's block is 136
+    /// bytes: a 144-byte malloc chunk.)
     #[test]
-    fn a_sleep_stays_at_40_bytes() {
-        assert_eq!(std::mem::size_of::<Sleep>(), 40);
+    fn a_sleep_stays_at_32_bytes() {
+        assert_eq!(std::mem::size_of::<Sleep>(), 32);
     }
 }
