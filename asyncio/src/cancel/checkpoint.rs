@@ -432,15 +432,14 @@ impl Checkpoint {
     /// or with a request pending.
     #[inline(never)]
     fn suspend_yield_in_scope(&mut self, cx: &Context<'_>) -> Yielded {
-        let task = polling_task();
         if self.task.is_none()
             && !in_root_scope()
-            && !task.cancel_state().root_pending()
             && scope_chain() == Chain::Quiet
+            && with_current_task(|t| !t.cancel_state().root_pending()) == Some(true)
         {
             return Yielded::Scoped;
         }
-        self.suspend_in_scope(task, cx, None);
+        self.suspend_in_scope(polling_task(), cx, None);
         Yielded::Registered
     }
 
@@ -477,10 +476,12 @@ impl Checkpoint {
     /// scope's requests take elsewhere.
     #[inline(never)]
     fn take_pending_in_scope(&mut self, cx: &Context<'_>) -> Option<CancelledError> {
-        let task = polling_task();
-        if !task.cancel_state().root_pending() && scope_chain() != Chain::Pending {
+        if scope_chain() != Chain::Pending
+            && with_current_task(|t| !t.cancel_state().root_pending()) == Some(true)
+        {
             return None;
         }
+        let task = polling_task();
         let scope = innermost_scope();
         let key = self.register(task, scope.clone(), cx, None);
         self.take_pending(key, scope, None, None);
@@ -589,7 +590,7 @@ impl Checkpoint {
         let mut taken: Vec<ReqRef> = Vec::new();
         let mut cur = scope.clone();
         while let Some(node) = cur {
-            if node.pending.replace(false) {
+            if node.take_pending() {
                 taken.push(ReqRef::Sole(Request {
                     scope: Some(node.clone()),
                     msg: None,
@@ -618,7 +619,7 @@ impl Checkpoint {
             state.list_for(&r.scope, &token);
         }
         state.list_any(&token);
-        let is_zero = |r: &ReqRef| r.scope.as_ref().is_some_and(|n| n.zero.get());
+        let is_zero = |r: &ReqRef| r.scope.as_ref().is_some_and(|n| n.is_zero());
         let zero = taken.iter().any(is_zero);
         // A zero-timeout wait_for that also takes another pending request
         // (the task had cancelled itself): asyncio cancels the awaited

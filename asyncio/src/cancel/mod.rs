@@ -17,7 +17,11 @@
 //! `wait_for` opens an inner [`ScopeNode`](scope::ScopeNode) while it polls
 //! its future. The innermost scope being polled is a property of the
 //! running step, kept in a thread-local (`INNERMOST`); a scope's parent is
-//! whatever was innermost when it was last polled.
+//! whatever was innermost when it was last polled. Two more thread-locals
+//! answer the hot questions without a destructor check: whether any inner
+//! scope is being polled (`SCOPED`), and how many pending and zero-timeout
+//! flags are set on the thread's scopes (`FLAGS_SET`), so that a checkpoint
+//! in a scope learns that its chain is quiet without walking it.
 //!
 //! Every await point of the crate is a *checkpoint* ([`Checkpoint`]). When it
 //! suspends it registers an [`Inflight`](delivery::Inflight) entry in its

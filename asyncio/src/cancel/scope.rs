@@ -11,14 +11,18 @@ use crate::task::TaskRef;
 use crate::util::small::{cloned, OneOrMany};
 
 /// An inner cancel scope (a timeout or `wait_for` while it runs).
+///
+/// Its `pending` and `zero` flags change only through its methods, which
+/// keep [`FLAGS_SET`] in step.
 pub(crate) struct ScopeNode {
     parent: RefCell<Option<Rc<ScopeNode>>>,
-    pub(super) pending: Cell<bool>,
+    /// A request aimed at this scope waits for a checkpoint inside it.
+    pending: Cell<bool>,
     pub(super) tokens: Book,
     /// `wait_for` with a zero timeout: its request is forwarded to an
     /// awaited task once; later requests are not (asyncio waits on a
     /// private future there).
-    pub(super) zero: Cell<bool>,
+    zero: Cell<bool>,
     /// The scope's own request is out (a timeout past its deadline).
     pub(super) expiring: Cell<bool>,
 }
@@ -39,11 +43,20 @@ impl ScopeNode {
     }
 
     pub(crate) fn set_zero(&self) {
-        self.zero.set(true);
+        flag(&self.zero, true);
     }
 
     pub(crate) fn set_pending(&self, on: bool) {
-        self.pending.set(on);
+        flag(&self.pending, on);
+    }
+
+    /// Clears the pending flag; returns whether it was set.
+    pub(super) fn take_pending(&self) -> bool {
+        flag(&self.pending, false)
+    }
+
+    pub(super) fn is_zero(&self) -> bool {
+        self.zero.get()
     }
 
     pub(super) fn parent(&self) -> Option<Rc<ScopeNode>> {
@@ -55,9 +68,9 @@ impl ScopeNode {
     pub(crate) fn reset(self: &Rc<Self>) {
         debug_assert!(Rc::strong_count(self) == 1 && Rc::weak_count(self) == 0);
         self.parent.borrow_mut().take();
-        self.pending.set(false);
+        flag(&self.pending, false);
         self.tokens.with(|list| *list = OneOrMany::None);
-        self.zero.set(false);
+        flag(&self.zero, false);
         self.expiring.set(false);
     }
 
@@ -84,6 +97,25 @@ impl ScopeNode {
     pub(crate) fn unshared(self: &Rc<Self>) -> bool {
         Rc::strong_count(self) == 1 && Rc::weak_count(self) == 0
     }
+}
+
+impl Drop for ScopeNode {
+    fn drop(&mut self) {
+        flag(&self.pending, false);
+        flag(&self.zero, false);
+    }
+}
+
+/// Sets a scope's `pending` or `zero` flag, counting it in [`FLAGS_SET`];
+/// returns the flag's old value.
+fn flag(cell: &Cell<bool>, on: bool) -> bool {
+    let was = cell.replace(on);
+    if was != on {
+        // While this thread's locals are destroyed nothing is counted,
+        // and nothing is polled.
+        let _ = FLAGS_SET.try_with(|n| n.set(if on { n.get() + 1 } else { n.get() - 1 }));
+    }
+    was
 }
 
 /// Which scope a request is aimed at: `None` is the task (root) scope.
@@ -149,6 +181,10 @@ thread_local! {
     /// suspension asks, answered by a thread-local without a destructor
     /// (the cheapest kind to reach).
     static SCOPED: Cell<bool> = const { Cell::new(false) };
+    /// How many `pending` and `zero` flags are set on this thread's
+    /// scopes: while none is, every scope chain is quiet, and a yield in
+    /// a `wait_for` answers [`scope_chain`] without walking it.
+    static FLAGS_SET: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Makes `scope` the innermost one; returns the previous.
@@ -185,6 +221,9 @@ pub(super) enum Chain {
 /// Reads the innermost scope's chain (see [`Chain`]); `Quiet` in the
 /// task's own scope.
 pub(super) fn scope_chain() -> Chain {
+    if FLAGS_SET.with(Cell::get) == 0 {
+        return Chain::Quiet;
+    }
     INNERMOST
         .try_with(|c| {
             let innermost = c.take();
@@ -247,5 +286,41 @@ impl StepScope {
 impl Drop for StepScope {
     fn drop(&mut self) {
         drop(set_innermost(self.outer.take()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ScopeNode, FLAGS_SET};
+    use std::cell::Cell;
+
+    fn flags_set() -> u32 {
+        FLAGS_SET.with(Cell::get)
+    }
+
+    /// Every way a flag is set or cleared keeps the thread's count exact:
+    /// a count left above zero would only cost walks, one below would skip
+    /// a pending request.
+    #[test]
+    fn the_count_follows_every_flag_until_cleared_or_dropped() {
+        let base = flags_set();
+        let a = ScopeNode::new();
+        let b = ScopeNode::new();
+        a.set_pending(true);
+        a.set_pending(true); // already set: counted once
+        b.set_zero();
+        b.set_pending(true);
+        assert_eq!(flags_set(), base + 3);
+        assert!(a.take_pending());
+        assert!(!a.take_pending());
+        assert_eq!(flags_set(), base + 2);
+        b.reset();
+        assert_eq!(flags_set(), base);
+        b.set_zero();
+        a.set_pending(true);
+        assert_eq!(flags_set(), base + 2);
+        drop(b);
+        drop(a);
+        assert_eq!(flags_set(), base);
     }
 }

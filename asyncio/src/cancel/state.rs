@@ -483,7 +483,7 @@ impl CancelState {
                     self.books().pending_msg.set(msg);
                 }
             }
-            Some(node) => node.pending.set(true),
+            Some(node) => node.set_pending(true),
         }
     }
 
