@@ -290,29 +290,12 @@ async fn cancel_shield_awaiter_after_its_task_ends(caller_first: bool) -> Vec<St
         task
     });
     *t.borrow_mut() = Some(create_task(async { 7 }));
-    let l = log.clone();
-    let sleeper = create_task(async move {
-        let r = sleep(secs(2)).await;
-        push(
-            &l,
-            if r.is_err() {
-                "sleeper cancelled"
-            } else {
-                "sleeper woke"
-            },
-        );
-    });
+    let sleeper = sleeper(&log);
     // This turn: the caller starts waiting, `t` ends, the sleeper sleeps,
     // then this task runs on.
     checkpoint().await.unwrap();
     assert!(!caller.done());
-    if caller_first {
-        caller.cancel();
-        sleeper.cancel();
-    } else {
-        sleeper.cancel();
-        caller.cancel();
-    }
+    cancel_in_order(caller_first, &caller, &sleeper);
     sleep(secs(3)).await.unwrap();
     let mut t = caller.await.unwrap();
     push(&log, format!("t {}", (&mut t).await.unwrap()));

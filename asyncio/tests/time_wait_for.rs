@@ -464,14 +464,7 @@ async fn zero_timeout_does_not_forward_a_later_cancel_of_the_caller() {
 /// (`true`: the caller first). Returns who saw its cancellation, in order.
 async fn cancel_zero_wait_for_as_its_task_ends(caller_first: bool) -> Vec<String> {
     let log = log();
-    let l = log.clone();
-    let sleeper = create_task(async move {
-        let r = sleep(secs(2)).await;
-        push(
-            &l,
-            format!("sleeper {}", if r.is_err() { "cancelled" } else { "woke" }),
-        );
-    });
+    let sleeper = sleeper(&log);
     let l = log.clone();
     let caller = create_task(async move {
         let t = create_task(async { 7 });
@@ -493,13 +486,7 @@ async fn cancel_zero_wait_for_as_its_task_ends(caller_first: bool) -> Vec<String
     checkpoint().await.unwrap();
     checkpoint().await.unwrap();
     assert!(!caller.done());
-    if caller_first {
-        caller.cancel();
-        sleeper.cancel();
-    } else {
-        sleeper.cancel();
-        caller.cancel();
-    }
+    cancel_in_order(caller_first, &caller, &sleeper);
     sleep(secs(3)).await.unwrap();
     take(&log)
 }

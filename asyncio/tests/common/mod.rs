@@ -88,3 +88,27 @@ pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         "<non-string panic>".to_string()
     }
 }
+
+/// A task asleep for 2 s that logs `sleeper cancelled` or `sleeper woke`:
+/// a witness of where a cancellation lands in a turn.
+pub fn sleeper(log: &Log) -> asyncio::Task<()> {
+    let log = log.clone();
+    asyncio::create_task(async move {
+        let r = asyncio::sleep(secs(2)).await;
+        push(
+            &log,
+            if r.is_err() {
+                "sleeper cancelled"
+            } else {
+                "sleeper woke"
+            },
+        );
+    })
+}
+
+/// Cancels `a` then `b`, or `b` then `a`.
+pub fn cancel_in_order(a_first: bool, a: &asyncio::TaskRef, b: &asyncio::TaskRef) {
+    let (first, second) = if a_first { (a, b) } else { (b, a) };
+    first.cancel();
+    second.cancel();
+}
