@@ -32,7 +32,9 @@ use crate::runtime::timers::{TimerAction, TimerKey};
 /// arrives in the turn the timer fired, before the task resumes, still wins.
 ///
 /// # Panics
-/// When awaited outside a task of a running loop.
+/// When awaited outside a task of a running loop, or polled again, once
+/// armed, outside the loop its timer is armed on (that loop was closed, or
+/// the sleep moved into a task of another loop).
 #[inline]
 pub fn sleep(delay: Duration) -> Sleep {
     Sleep {
@@ -46,6 +48,9 @@ pub fn sleep(delay: Duration) -> Sleep {
 /// past (or now) yields exactly one turn, like `sleep(Duration::ZERO)`.
 ///
 /// # Cancellation
+/// As [`sleep`].
+///
+/// # Panics
 /// As [`sleep`].
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
