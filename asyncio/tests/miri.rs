@@ -6,6 +6,8 @@
 //! here goes through. Kept small so Miri finishes quickly; it runs as a
 //! normal test too.
 
+mod common;
+
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +15,8 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+
+use common::vrunner;
 
 /// A future that is `!Unpin` and `!Send`, with a self-reference across an
 /// await (an async block holding a borrow of its own local).
@@ -27,7 +31,7 @@ async fn self_referential(log: Rc<RefCell<Vec<u32>>>) -> u32 {
 #[test]
 fn pinned_futures_complete_abort_and_drop_at_close() {
     let log = Rc::new(RefCell::new(Vec::new()));
-    let mut runner = asyncio::Runner::builder().virtual_time(true).build();
+    let mut runner = vrunner();
     let l = log.clone();
     let out = runner.run(async move {
         let a = asyncio::create_task(self_referential(l.clone()));
@@ -79,7 +83,7 @@ impl Drop for SelfRef {
 fn pinned_futures_are_dropped_in_place_on_abort_and_at_close() {
     let dropped = Rc::new(RefCell::new(Vec::new()));
     let d = dropped.clone();
-    let mut runner = asyncio::Runner::builder().virtual_time(true).build();
+    let mut runner = vrunner();
     runner.run(async move {
         let make = |value| SelfRef {
             value,
@@ -172,7 +176,7 @@ fn handles_and_wakers_release_the_task_in_any_order() {
     let k = kept.clone();
     let dropped = Rc::new(RefCell::new(Vec::new()));
     let d = dropped.clone();
-    let mut runner = asyncio::Runner::builder().virtual_time(true).build();
+    let mut runner = vrunner();
     let handle = runner.run(async move {
         let k2 = k.clone();
         let t = asyncio::create_task(async move {
@@ -321,22 +325,19 @@ fn a_future_aborting_its_own_task_from_its_drop_is_harmless() {
 /// lent handle builds the error), and the task is released in order after.
 #[test]
 fn a_cancel_during_a_bare_yield_comes_out_of_it() {
-    asyncio::Runner::builder()
-        .virtual_time(true)
-        .build()
-        .run(async {
-            let t = asyncio::create_task(async {
-                let first = asyncio::sleep(Duration::ZERO).await;
-                assert!(first.is_err(), "the cancel comes out of the yield");
-                drop(first); // handled, like `except CancelledError`
-                asyncio::sleep(Duration::ZERO).await
-            });
-            asyncio::sleep(Duration::ZERO).await.unwrap(); // t starts and yields
-            assert!(t.cancel());
-            let out = t.await;
-            // The first yield's error was handled; the second yield completed.
-            assert!(matches!(out, Ok(Ok(()))), "{out:?}");
+    vrunner().run(async {
+        let t = asyncio::create_task(async {
+            let first = asyncio::sleep(Duration::ZERO).await;
+            assert!(first.is_err(), "the cancel comes out of the yield");
+            drop(first); // handled, like `except CancelledError`
+            asyncio::sleep(Duration::ZERO).await
         });
+        asyncio::sleep(Duration::ZERO).await.unwrap(); // t starts and yields
+        assert!(t.cancel());
+        let out = t.await;
+        // The first yield's error was handled; the second yield completed.
+        assert!(matches!(out, Ok(Ok(()))), "{out:?}");
+    });
 }
 
 /// Two checkpoints in flight at once in one task (the in-flight table in
@@ -344,23 +345,20 @@ fn a_cancel_during_a_bare_yield_comes_out_of_it() {
 /// cancel, and both return it.
 #[test]
 fn a_cancel_reaches_two_checkpoints_in_flight_in_one_task() {
-    asyncio::Runner::builder()
-        .virtual_time(true)
-        .build()
-        .run(async {
-            let t = asyncio::create_task(async {
-                let (a, b) = futures::join!(
-                    asyncio::sleep(Duration::from_secs(10)),
-                    asyncio::sleep(Duration::from_secs(20)),
-                );
-                (a.is_err(), b.is_err())
-            });
-            asyncio::sleep(Duration::ZERO).await.unwrap(); // both suspend
-            assert!(t.cancel());
-            let out = t.await;
-            // Both errors were dropped inside the task: it returned a value.
-            assert!(matches!(out, Ok((true, true))), "{out:?}");
+    vrunner().run(async {
+        let t = asyncio::create_task(async {
+            let (a, b) = futures::join!(
+                asyncio::sleep(Duration::from_secs(10)),
+                asyncio::sleep(Duration::from_secs(20)),
+            );
+            (a.is_err(), b.is_err())
         });
+        asyncio::sleep(Duration::ZERO).await.unwrap(); // both suspend
+        assert!(t.cancel());
+        let out = t.await;
+        // Both errors were dropped inside the task: it returned a value.
+        assert!(matches!(out, Ok((true, true))), "{out:?}");
+    });
 }
 
 /// A timer names its sleeping task by key when the sleep is polled with
@@ -368,7 +366,7 @@ fn a_cancel_reaches_two_checkpoints_in_flight_in_one_task() {
 /// to a foreign waker, and dropped at close.
 #[test]
 fn sleep_timers_find_their_task_from_its_waker() {
-    let mut runner = asyncio::Runner::builder().virtual_time(true).build();
+    let mut runner = vrunner();
     runner.run(async {
         asyncio::sleep(Duration::from_secs(1)).await.unwrap();
         // Polled with a foreign waker (no task's): kept as a waker.
@@ -390,36 +388,33 @@ fn sleep_timers_find_their_task_from_its_waker() {
 /// Everything is freed with the task, or at close for a task left asleep.
 #[test]
 fn a_cancelled_tasks_token_moves_into_its_cold_box() {
-    asyncio::Runner::builder()
-        .virtual_time(true)
-        .build()
-        .run(async {
-            let t = asyncio::create_task(async {
-                let first = asyncio::sleep(Duration::from_secs(10)).await.is_err();
-                let me = asyncio::current_task().unwrap();
-                assert_eq!(me.uncancel(), 0);
-                let second = asyncio::sleep(Duration::from_secs(10)).await.is_err();
-                (first, second)
-            });
-            asyncio::sleep(Duration::ZERO).await.unwrap();
-            assert!(t.cancel()); // token in the cold word
-            asyncio::sleep(Duration::ZERO).await.unwrap();
-            assert!(t.cancel_with("again")); // books boxed, token moved in
-            assert!(matches!(t.await, Ok((true, true))));
-            // Cancelled once and dropped cancelled: the token in the word.
-            let once = asyncio::create_task(asyncio::sleep(Duration::from_secs(10)));
-            asyncio::sleep(Duration::ZERO).await.unwrap();
-            assert!(once.cancel());
-            assert!(once.await.is_err());
-            // Named, cancelled and left asleep at close.
-            let left = asyncio::create_task(async {
-                let _ = asyncio::sleep(Duration::from_secs(10)).await;
-                asyncio::sleep(Duration::from_secs(60)).await
-            });
-            left.set_name("left");
-            asyncio::sleep(Duration::ZERO).await.unwrap();
-            assert!(left.cancel());
+    vrunner().run(async {
+        let t = asyncio::create_task(async {
+            let first = asyncio::sleep(Duration::from_secs(10)).await.is_err();
+            let me = asyncio::current_task().unwrap();
+            assert_eq!(me.uncancel(), 0);
+            let second = asyncio::sleep(Duration::from_secs(10)).await.is_err();
+            (first, second)
         });
+        asyncio::sleep(Duration::ZERO).await.unwrap();
+        assert!(t.cancel()); // token in the cold word
+        asyncio::sleep(Duration::ZERO).await.unwrap();
+        assert!(t.cancel_with("again")); // books boxed, token moved in
+        assert!(matches!(t.await, Ok((true, true))));
+        // Cancelled once and dropped cancelled: the token in the word.
+        let once = asyncio::create_task(asyncio::sleep(Duration::from_secs(10)));
+        asyncio::sleep(Duration::ZERO).await.unwrap();
+        assert!(once.cancel());
+        assert!(once.await.is_err());
+        // Named, cancelled and left asleep at close.
+        let left = asyncio::create_task(async {
+            let _ = asyncio::sleep(Duration::from_secs(10)).await;
+            asyncio::sleep(Duration::from_secs(60)).await
+        });
+        left.set_name("left");
+        asyncio::sleep(Duration::ZERO).await.unwrap();
+        assert!(left.cancel());
+    });
 }
 
 /// A task's stage holds its future, then its output, with which one in the
@@ -428,7 +423,7 @@ fn a_cancelled_tasks_token_moves_into_its_cold_box() {
 /// dropped at close.
 #[test]
 fn outputs_taken_or_left_are_dropped_once() {
-    let mut runner = asyncio::Runner::builder().virtual_time(true).build();
+    let mut runner = vrunner();
     runner.run(async {
         // Left: the handle goes first, the task finishes later.
         drop(asyncio::create_task(async { String::from("left") }));
